@@ -1,0 +1,100 @@
+/* SIP message helpers over libosip2: parse with limits, read common
+ * headers, fix the top Via (RFC 3261 §18.2.1 received, RFC 3581 rport),
+ * build responses textually (fast: no clone of the request), and pick the
+ * response destination (RFC 3261 §18.2.2).
+ *
+ * A sipmsg_t is the per-message context: it owns the parsed
+ * osip_message_t and dies with its transaction; long-lived objects copy
+ * what they keep. */
+#ifndef SD_SIPMSG_H
+#define SD_SIPMSG_H
+
+#include <osipparser2/osip_message.h>
+#include <osipparser2/osip_parser.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/base/buf.h"
+#include "server/transport/tp.h"
+
+#define SIP_SERVER_NAME "simpled/0.1"
+
+typedef struct sipmsg {
+	osip_message_t *m;  /* owned */
+	tp_peer_t src;      /* where it came from */
+	bool is_request;
+	const char *method; /* request method or CSeq method of a response */
+	osip_via_t *via;    /* top Via (borrowed from m) */
+	const char *branch; /* top Via branch or NULL */
+	uint32_t cseq;
+} sipmsg_t;
+
+typedef struct sip_limits {
+	size_t max_headers;   /* header lines per message */
+	size_t max_body;      /* bytes of body */
+} sip_limits_t;
+
+/* Initialises libosip2's parser tables; call once. */
+int sipmsg_global_init(void);
+
+/* Parses one framed message.  data is modified in place (libosip2 needs
+ * writable memory only for its own copy; we keep none).  On failure
+ * returns a SIP status to answer with (400, 413, 416) and a reason phrase
+ * in why, or -1 when the message cannot be answered at all.  On success
+ * returns 0 and *out is a new message the caller owns. */
+int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
+		 const sip_limits_t *lim, sipmsg_t **out, char *why, size_t whylen);
+void sipmsg_free(sipmsg_t *msg);
+
+/* First value of a header by full name, also matching the compact form
+ * when one is given ("Event", "o"); NULL when absent.  Borrowed. */
+const char *sipmsg_header(const sipmsg_t *msg, const char *name, const char *compact);
+/* Number of instances of a header; nth value (0-based) or NULL. */
+const char *sipmsg_header_nth(const sipmsg_t *msg, const char *name, const char *compact, int nth);
+
+/* Parses a delta-seconds header (Expires, Min-Expires); -ENOENT when
+ * absent, -EINVAL when malformed.  Values beyond 2^32-1 clamp. */
+int sipmsg_header_uint(const sipmsg_t *msg, const char *name, uint32_t *out);
+
+const char *sipmsg_from_tag(const sipmsg_t *msg);
+const char *sipmsg_to_tag(const sipmsg_t *msg);
+const char *sipmsg_call_id(const sipmsg_t *msg); /* "number[@host]" (owned by msg) */
+
+/* Writes the address-of-record of a URI: "sip:user@host" with the host
+ * lower-cased and no port, parameters or headers (RFC 3261 §10.3 step 5).
+ * sips and sip map to sip.  Returns 0, -EINVAL (not a sip URI / no user)
+ * or -ENOSPC. */
+int sip_uri_aor(const osip_uri_t *uri, char *out, size_t outlen);
+
+/* Appends a comma-separated token list header check: returns true when
+ * every option of every Require header is in the supported list; else
+ * writes the unsupported ones (comma-separated) into unsupported. */
+bool sipmsg_require_ok(const sipmsg_t *msg, const char *const *supported,
+		       char *unsupported, size_t len);
+
+/* Builds a response to req.  to_tag is added to To when the request's To
+ * has none (NULL = none added).  extra is zero or more complete header
+ * lines each ending in CRLF (may be NULL).  body may be NULL.  Appends to
+ * out; returns 0 or out->err. */
+int sipmsg_build_response(const sipmsg_t *req, int code, const char *reason,
+			  const char *to_tag, const char *extra,
+			  const char *ctype, const char *body, size_t bodylen, buf_t *out);
+
+/* Where a response to req goes (RFC 3261 §18.2.2, RFC 3581 §4). */
+void sipmsg_response_dest(const sipmsg_t *req, tp_peer_t *dst);
+
+/* Best-effort 400 for a message that libosip2 could not parse: copies the
+ * Via, From, To, Call-ID and CSeq lines verbatim.  Returns 0 when a
+ * response was built, -EINVAL when the message is not answerable (no Via,
+ * or a response). */
+int sipmsg_raw_error_response(const char *data, size_t len, int code, const char *reason,
+			      buf_t *out);
+
+/* Random token for tags and branches (hex, len chars, NUL-terminated). */
+void sip_random_token(char *out, size_t len);
+
+/* Standard reason phrase for a status code. */
+const char *sip_reason_phrase(int code);
+
+#endif

@@ -1,0 +1,495 @@
+/* RFC 3261 §17 transactions: server (INVITE and non-INVITE) and
+ * non-INVITE client, with an O(1) index and FIFO timer lists (see txn.h). */
+#include "server/sip/txn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/base/htable.h"
+#include "server/base/log.h"
+
+enum txn_state { ST_TRYING, ST_PROCEEDING, ST_COMPLETED, ST_CONFIRMED, ST_TERMINATED };
+enum txn_list { LIST_NONE = -1, LIST_64T1 = 0, LIST_T4 = 1, LIST_COUNT };
+
+struct txn {
+	hnode_t node;
+	char *key;
+	unsigned refs;
+	bool client, invite, reliable;
+	enum txn_state state;
+	sipmsg_t *req;       /* server: the request, until the final response */
+	tp_peer_t dest;      /* server: where responses go; client: where the request goes */
+	char *out;           /* server: last response sent; client: request bytes */
+	size_t out_len;
+	int last_code;
+	char to_tag[20];
+	uv_timer_t *rtx;     /* retransmission timer (E, G) while retransmitting */
+	unsigned rtx_interval;
+	struct txn *lprev, *lnext;
+	int list;
+	uint64_t deadline;
+	txn_response_cb cb;
+	void *cb_arg;
+	bool cb_done;
+};
+
+static struct {
+	uv_loop_t *loop;
+	txn_timers_t tm;
+	htable_t table;
+	uv_timer_t sweep;
+	bool sweep_started;
+	struct { txn_t *head, *tail; } lists[LIST_COUNT];
+	txn_stats_t stats;
+} T;
+
+/* --- FIFO timer lists --------------------------------------------------- */
+
+static void list_remove(txn_t *t)
+{
+	if (t->list == LIST_NONE)
+		return;
+	if (t->lprev)
+		t->lprev->lnext = t->lnext;
+	else
+		T.lists[t->list].head = t->lnext;
+	if (t->lnext)
+		t->lnext->lprev = t->lprev;
+	else
+		T.lists[t->list].tail = t->lprev;
+	t->lprev = t->lnext = NULL;
+	t->list = LIST_NONE;
+}
+
+static void list_push(txn_t *t, int list)
+{
+	list_remove(t);
+	uint64_t dur = list == LIST_64T1 ? 64ULL * T.tm.t1_ms : T.tm.t4_ms;
+	t->deadline = uv_now(T.loop) + dur;
+	t->list = list;
+	t->lprev = T.lists[list].tail;
+	t->lnext = NULL;
+	if (T.lists[list].tail)
+		T.lists[list].tail->lnext = t;
+	else
+		T.lists[list].head = t;
+	T.lists[list].tail = t;
+}
+
+/* --- life cycle --------------------------------------------------------- */
+
+void txn_ref(txn_t *t) { t->refs++; }
+
+void txn_unref(txn_t *t)
+{
+	if (!t || --t->refs > 0)
+		return;
+	if (t->client)
+		T.stats.client_live--;
+	else
+		T.stats.server_live--;
+	sipmsg_free(t->req);
+	free(t->out);
+	free(t->key);
+	free(t);
+}
+
+static void rtx_closed(uv_handle_t *h)
+{
+	txn_t *t = h->data;
+	free(h);
+	txn_unref(t);
+}
+
+static void rtx_stop(txn_t *t)
+{
+	if (!t->rtx)
+		return;
+	uv_timer_stop(t->rtx);
+	uv_close((uv_handle_t *)t->rtx, rtx_closed);
+	t->rtx = NULL;
+}
+
+static void rtx_fire(uv_timer_t *h);
+
+static void rtx_start(txn_t *t, unsigned interval)
+{
+	if (t->reliable)
+		return;
+	if (!t->rtx) {
+		t->rtx = malloc(sizeof *t->rtx);
+		if (!t->rtx)
+			return; /* no retransmissions; the peer's own timers cover us */
+		uv_timer_init(T.loop, t->rtx);
+		t->rtx->data = t;
+		txn_ref(t); /* held by the handle until its close callback */
+	}
+	t->rtx_interval = interval;
+	uv_timer_start(t->rtx, rtx_fire, interval, 0);
+}
+
+static void terminate(txn_t *t)
+{
+	if (t->state == ST_TERMINATED)
+		return;
+	t->state = ST_TERMINATED;
+	list_remove(t);
+	rtx_stop(t);
+	htable_remove(&T.table, &t->node);
+	txn_unref(t); /* the table's reference */
+}
+
+static void client_report(txn_t *t, const sipmsg_t *resp, int code, bool final)
+{
+	if (t->cb_done)
+		return;
+	if (final)
+		t->cb_done = true;
+	if (t->cb)
+		t->cb(t->cb_arg, resp, code, final);
+}
+
+static void rtx_fire(uv_timer_t *h)
+{
+	txn_t *t = h->data;
+	if (t->out && t->state != ST_TERMINATED) {
+		tp_send(&t->dest, t->out, t->out_len);
+	}
+	unsigned next = t->rtx_interval * 2;
+	if (t->client && t->state == ST_PROCEEDING)
+		next = T.tm.t2_ms; /* Timer E after a provisional (§17.1.2.2) */
+	if (next > T.tm.t2_ms)
+		next = T.tm.t2_ms;
+	t->rtx_interval = next;
+	uv_timer_start(h, rtx_fire, next, 0);
+}
+
+static void expire(txn_t *t, int list)
+{
+	txn_ref(t);
+	if (list == LIST_64T1) {
+		if (t->client) {
+			if (t->state == ST_TRYING || t->state == ST_PROCEEDING) {
+				/* Timer F: report a timeout (RFC 3261 §17.1.2.2). */
+				client_report(t, NULL, 408, true);
+			}
+			terminate(t);
+		} else if (!t->invite && (t->state == ST_TRYING || t->state == ST_PROCEEDING)) {
+			/* The handler never answered: a bug, but the client
+			 * deserves an answer and the memory must come back. */
+			LOGE("txn", "no answer within 64*T1 for %s %s; sending 500",
+			     t->req ? t->req->method : "?", t->key);
+			txn_reply(t, 500, "Server Internal Error - Request Timed Out", NULL, NULL, NULL, 0);
+			terminate(t);
+		} else {
+			/* Timer J (non-INVITE completed) or H (no ACK came). */
+			terminate(t);
+		}
+	} else {
+		/* Timer I or K. */
+		terminate(t);
+	}
+	txn_unref(t);
+}
+
+static void sweep_fire(uv_timer_t *h)
+{
+	uint64_t now = uv_now(T.loop);
+	for (int l = 0; l < LIST_COUNT; l++) {
+		while (T.lists[l].head && T.lists[l].head->deadline <= now) {
+			txn_t *t = T.lists[l].head;
+			list_remove(t);
+			expire(t, l);
+		}
+	}
+	(void)h;
+}
+
+int txn_init(uv_loop_t *loop, const txn_timers_t *timers)
+{
+	memset(&T, 0, sizeof T);
+	T.loop = loop;
+	T.tm = *timers;
+	if (!T.tm.t1_ms)
+		T.tm.t1_ms = 500;
+	if (!T.tm.t2_ms)
+		T.tm.t2_ms = 4000;
+	if (!T.tm.t4_ms)
+		T.tm.t4_ms = 5000;
+	int err = htable_init(&T.table, 4096);
+	if (err)
+		return err;
+	uv_timer_init(loop, &T.sweep);
+	uv_timer_start(&T.sweep, sweep_fire, 100, 100);
+	/* The sweep timer alone must not keep the loop alive at shutdown. */
+	uv_unref((uv_handle_t *)&T.sweep);
+	T.sweep_started = true;
+	return 0;
+}
+
+static void shutdown_one(hnode_t *n, void *arg)
+{
+	(void)arg;
+	txn_t *t = container_of(n, txn_t, node);
+	txn_ref(t);
+	if (t->client)
+		client_report(t, NULL, 503, true);
+	terminate(t);
+	txn_unref(t);
+}
+
+void txn_shutdown(void)
+{
+	htable_foreach(&T.table, shutdown_one, NULL);
+	if (T.sweep_started) {
+		uv_timer_stop(&T.sweep);
+		uv_close((uv_handle_t *)&T.sweep, NULL);
+		T.sweep_started = false;
+	}
+	htable_destroy(&T.table);
+}
+
+/* --- keys --------------------------------------------------------------- */
+
+static bool key_eq(const hnode_t *n, const void *key)
+{
+	return strcmp(container_of(n, txn_t, node)->key, key) == 0;
+}
+
+static txn_t *find(const char *key)
+{
+	hnode_t *n = htable_find(&T.table, hash_str(key), key_eq, key);
+	return n ? container_of(n, txn_t, node) : NULL;
+}
+
+/* RFC 3261 §17.2.3: branch + sent-by + method, where ACK matches the
+ * INVITE; branches without the magic cookie fall back to the RFC 2543
+ * identifiers.  Returns 0 or -ENOSPC. */
+static int server_key(const sipmsg_t *msg, const char *method, char *out, size_t len)
+{
+	const osip_via_t *v = msg->via;
+	const char *port = v->port ? v->port : "";
+	int n;
+	if (msg->branch && strncmp(msg->branch, "z9hG4bK", 7) == 0) {
+		n = snprintf(out, len, "s|%s|%s:%s|%s", msg->branch, v->host, port, method);
+	} else {
+		const char *ft = sipmsg_from_tag(msg);
+		n = snprintf(out, len, "o|%s|%u|%s|%s:%s|%s|%s", sipmsg_call_id(msg), msg->cseq,
+			     ft ? ft : "", v->host, port, msg->branch ? msg->branch : "", method);
+	}
+	return (n < 0 || (size_t)n >= len) ? -ENOSPC : 0;
+}
+
+/* --- server side -------------------------------------------------------- */
+
+txn_match_t txn_server_match(sipmsg_t *msg, txn_t **out)
+{
+	char key[1024];
+	*out = NULL;
+	bool is_ack = strcmp(msg->method, "ACK") == 0;
+	if (server_key(msg, is_ack ? "INVITE" : msg->method, key, sizeof key) != 0)
+		return TXN_MATCH_ABSORBED; /* absurd identifiers: drop */
+	txn_t *t = find(key);
+	if (t) {
+		if (is_ack) {
+			if (t->invite && t->state == ST_COMPLETED) {
+				/* ACK of our non-2xx final: stop Timer G, start
+				 * Timer I (§17.2.1). */
+				t->state = ST_CONFIRMED;
+				rtx_stop(t);
+				if (t->reliable)
+					terminate(t);
+				else
+					list_push(t, LIST_T4);
+			}
+			return TXN_MATCH_ABSORBED;
+		}
+		/* A retransmission: repeat the last response, if any. */
+		T.stats.retransmissions_absorbed++;
+		if (t->out && (t->state == ST_PROCEEDING || t->state == ST_COMPLETED ||
+			       t->state == ST_TRYING))
+			tp_send(&t->dest, t->out, t->out_len);
+		return TXN_MATCH_ABSORBED;
+	}
+	if (is_ack)
+		return TXN_MATCH_STRAY_ACK;
+
+	t = calloc(1, sizeof *t);
+	if (!t)
+		return TXN_MATCH_ABSORBED;
+	t->key = strdup(key);
+	if (!t->key) {
+		free(t);
+		return TXN_MATCH_ABSORBED;
+	}
+	t->refs = 1;
+	t->list = LIST_NONE;
+	t->invite = strcmp(msg->method, "INVITE") == 0;
+	t->reliable = msg->src.proto == TP_TCP;
+	t->state = ST_TRYING;
+	t->req = msg;
+	sipmsg_response_dest(msg, &t->dest);
+	sip_random_token(t->to_tag, 17);
+	htable_insert(&T.table, &t->node, hash_str(t->key));
+	T.stats.server_live++;
+	if (t->invite) {
+		/* §17.2.1: a 100 Trying stops the client's INVITE
+		 * retransmissions; we send it at once rather than after 200 ms
+		 * because the proxy path almost always takes longer. */
+		txn_reply(t, 100, NULL, NULL, NULL, NULL, 0);
+	} else {
+		list_push(t, LIST_64T1);
+	}
+	*out = t;
+	return TXN_MATCH_NEW;
+}
+
+txn_t *txn_find_invite(const sipmsg_t *cancel)
+{
+	char key[1024];
+	if (server_key(cancel, "INVITE", key, sizeof key) != 0)
+		return NULL;
+	return find(key);
+}
+
+sipmsg_t *txn_request(txn_t *t) { return t->req; }
+const char *txn_to_tag(const txn_t *t) { return t->to_tag; }
+bool txn_answered(const txn_t *t) { return t->last_code >= 200 || t->state >= ST_COMPLETED; }
+
+int txn_reply(txn_t *t, int code, const char *reason, const char *extra,
+	      const char *ctype, const char *body, size_t bodylen)
+{
+	if (t->client || !t->req)
+		return -EINVAL;
+	if (t->last_code >= 200 || t->state == ST_TERMINATED)
+		return -EALREADY;
+	buf_t b;
+	buf_init(&b, 0);
+	int err = sipmsg_build_response(t->req, code, reason, t->to_tag, extra, ctype, body,
+					bodylen, &b);
+	if (err) {
+		buf_free(&b);
+		return err;
+	}
+	free(t->out);
+	t->out = buf_steal(&b, &t->out_len);
+	t->last_code = code;
+	err = tp_send(&t->dest, t->out, t->out_len);
+	if (err)
+		LOGD("txn", "sending %d failed: %s", code, uv_strerror(err));
+	if (code < 200) {
+		t->state = ST_PROCEEDING;
+		return 0;
+	}
+	/* The request is not needed once the final response is out. */
+	sipmsg_free(t->req);
+	t->req = NULL;
+	if (t->invite) {
+		if (code < 300) {
+			/* 2xx ends the INVITE server transaction (§17.2.1). */
+			terminate(t);
+			return 0;
+		}
+		t->state = ST_COMPLETED;
+		rtx_start(t, T.tm.t1_ms); /* Timer G */
+		list_push(t, LIST_64T1);  /* Timer H */
+		return 0;
+	}
+	t->state = ST_COMPLETED;
+	if (t->reliable)
+		terminate(t); /* Timer J is zero on reliable transports */
+	else
+		list_push(t, LIST_64T1); /* Timer J */
+	return 0;
+}
+
+/* --- client side -------------------------------------------------------- */
+
+void txn_new_branch(char *out, size_t outlen)
+{
+	char tok[25];
+	sip_random_token(tok, sizeof tok);
+	snprintf(out, outlen, "z9hG4bK%s", tok);
+}
+
+int txn_client_start(const tp_peer_t *dst, const char *branch, const char *method,
+		     const char *bytes, size_t len, txn_response_cb cb, void *arg)
+{
+	if (strcmp(method, "INVITE") == 0 || strcmp(method, "ACK") == 0)
+		return -ENOTSUP; /* INVITE client transactions belong to the proxy */
+	char key[512];
+	int n = snprintf(key, sizeof key, "c|%s|%s", branch, method);
+	if (n < 0 || (size_t)n >= sizeof key)
+		return -ENOSPC;
+	if (find(key))
+		return -EEXIST;
+	txn_t *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	t->key = strdup(key);
+	t->out = malloc(len);
+	if (!t->key || !t->out) {
+		free(t->key);
+		free(t->out);
+		free(t);
+		return -ENOMEM;
+	}
+	memcpy(t->out, bytes, len);
+	t->out_len = len;
+	t->refs = 1;
+	t->list = LIST_NONE;
+	t->client = true;
+	t->dest = *dst;
+	t->reliable = dst->proto == TP_TCP;
+	t->cb = cb;
+	t->cb_arg = arg;
+	t->state = ST_TRYING;
+	int err = tp_send(&t->dest, t->out, t->out_len);
+	if (err) {
+		free(t->key);
+		free(t->out);
+		free(t);
+		return err;
+	}
+	htable_insert(&T.table, &t->node, hash_str(t->key));
+	T.stats.client_live++;
+	rtx_start(t, T.tm.t1_ms); /* Timer E */
+	list_push(t, LIST_64T1);  /* Timer F */
+	return 0;
+}
+
+bool txn_client_match(const sipmsg_t *resp)
+{
+	if (!resp->branch)
+		return false;
+	char key[512];
+	int n = snprintf(key, sizeof key, "c|%s|%s", resp->branch, resp->method);
+	if (n < 0 || (size_t)n >= sizeof key)
+		return false;
+	txn_t *t = find(key);
+	if (!t)
+		return false;
+	int code = resp->m->status_code;
+	if (t->state == ST_COMPLETED || t->state == ST_TERMINATED)
+		return true; /* a retransmitted final response */
+	txn_ref(t);
+	if (code < 200) {
+		t->state = ST_PROCEEDING;
+		client_report(t, resp, code, false);
+	} else {
+		t->state = ST_COMPLETED;
+		rtx_stop(t);
+		client_report(t, resp, code, true);
+		if (t->reliable)
+			terminate(t);
+		else
+			list_push(t, LIST_T4); /* Timer K */
+	}
+	txn_unref(t);
+	return true;
+}
+
+void txn_get_stats(txn_stats_t *out) { *out = T.stats; }
