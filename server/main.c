@@ -1,1 +1,125 @@
-int main(void) { return 0; }
+/* simpled: options, configuration, migrations, then the server loop.
+ *
+ * Precedence: built-in defaults < --config FILE < environment
+ * (SIMPLED_DB) < command-line options. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/base/log.h"
+#include "server/config.h"
+#include "server/db/db.h"
+#include "server/server.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: simpled [--config FILE] [--listen udp:ADDR:PORT] [--listen tcp:ADDR:PORT] ...\n"
+		"               [--db CONNINFO] [--domain NAME]... [--auth on|off] [--log-level LEVEL]\n"
+		"               [--check-config] [--print-config] [--NAME VALUE]...\n"
+		"Every option of simpled.conf can be given as --name value (see --print-config).\n");
+}
+
+int main(int argc, char **argv)
+{
+	config_t cfg;
+	char err[512];
+	const char *config_file = NULL;
+	bool check_only = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			config_file = argv[++i];
+		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--print-config") == 0) {
+			config_print_example(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("simpled 0.1\n");
+			return 0;
+		}
+	}
+
+	config_defaults(&cfg);
+	if (config_file && config_load_file(&cfg, config_file, err, sizeof err) != 0) {
+		fprintf(stderr, "simpled: %s\n", err);
+		return 2;
+	}
+	const char *env_db = getenv("SIMPLED_DB");
+	if (env_db && *env_db)
+		config_set(&cfg, "db", env_db, err, sizeof err);
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--config") == 0) {
+			i++;
+			continue;
+		}
+		if (strcmp(a, "--check-config") == 0) {
+			check_only = true;
+			continue;
+		}
+		if (strncmp(a, "--", 2) != 0 || !config_has_option(a + 2)) {
+			fprintf(stderr, "simpled: unknown option '%s'\n", a);
+			usage(stderr);
+			return 2;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "simpled: option '%s' needs a value\n", a);
+			return 2;
+		}
+		if (config_set(&cfg, a + 2, argv[++i], err, sizeof err) != 0) {
+			fprintf(stderr, "simpled: %s\n", err);
+			return 2;
+		}
+	}
+
+	enum log_level lvl;
+	if (log_level_parse(cfg.log_level, &lvl) != 0) {
+		fprintf(stderr, "simpled: log_level: expected error, warn, info or debug\n");
+		return 2;
+	}
+	log_set_level(lvl);
+	if (cfg.min_expires > cfg.max_expires) {
+		fprintf(stderr, "simpled: min_expires (%d) is larger than max_expires (%d)\n",
+			cfg.min_expires, cfg.max_expires);
+		return 2;
+	}
+	if (!cfg.domain.n) {
+		fprintf(stderr, "simpled: at least one domain is needed\n");
+		return 2;
+	}
+	if (check_only) {
+		config_print_effective(&cfg, stdout);
+		config_free(&cfg);
+		return 0;
+	}
+	if (!cfg.db || !*cfg.db) {
+		fprintf(stderr, "simpled: no database configured (--db CONNINFO, SIMPLED_DB, or db = in the "
+				"config file); scripts/run.sh starts a private one\n");
+		return 2;
+	}
+
+	/* Migrations run before anything serves; the database may still be
+	 * starting (systemd ordering, containers), so retry for a while. */
+	int rc = -1;
+	for (int attempt = 0; attempt < 30; attempt++) {
+		rc = db_migrate(cfg.db, cfg.schema_dir, err, sizeof err);
+		if (rc == 0)
+			break;
+		LOGW("main", "migrations failed (%s); retrying in 1 s", err);
+		sleep(1);
+	}
+	if (rc != 0) {
+		LOGE("main", "giving up: database not usable: %s", err);
+		config_free(&cfg);
+		return 1;
+	}
+	rc = server_run(&cfg);
+	config_free(&cfg);
+	return rc;
+}

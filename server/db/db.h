@@ -49,6 +49,14 @@ unsigned db_idle_count(void);
 /* Queries waiting for a connection. */
 unsigned db_queue_length(void);
 
+/* Called from the loop (never from inside a db_* call) when the pool goes
+ * up (first connection ready) or down (last connection lost), so callers
+ * can wait for the database at start-up and re-read state after an outage
+ * (NOTIFYs sent while it was down are lost).  One callback; NULL removes
+ * it; db_shutdown clears it and no state change is reported after it. */
+typedef void (*db_state_cb)(void *ctx, bool up);
+void db_set_state_cb(db_state_cb cb, void *ctx);
+
 /* LISTEN on a channel over a dedicated connection; cb gets each payload
  * (borrowed).  Re-LISTENs after a reconnect. */
 typedef void (*db_notify_cb)(void *ctx, const char *channel, const char *payload);

@@ -26,7 +26,7 @@ ssize_t frame_message(const char *buf, size_t len, size_t max_msg);
  * When the buffer holds nothing but line ends, the unpaired tail (a lone
  * "\r", or the first CRLF of a ping whose second half has not arrived) is
  * not counted, so a ping split across two TCP segments is still seen as
- * one.  *ping is left untouched when no ping was seen. */
+ * one.  *ping is set to 0 when no ping was seen; ping may be NULL. */
 size_t frame_skip_keepalive(const char *buf, size_t len, int *ping);
 
 /* Resumable framing for a stream that grows by appends.  frame_message()
