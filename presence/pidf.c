@@ -1,6 +1,6 @@
 /* PIDF over libxml2: the safe parser for every untrusted XML body, PIDF
  * validation (RFC 3863), composition of several publications into one
- * document (RFC 4479 §8.3) and the minimal documents the server writes
+ * document (RFC 4479 data model) and the minimal documents the server writes
  * itself.  See pidf.h for the contracts.
  *
  * How the parser stays safe (libxml2 2.9 has neither per-context error
@@ -73,6 +73,8 @@ static void set_why(char *why, size_t whylen, const char *fmt, ...)
 			*p = ' ';
 	}
 }
+
+static bool xml_text_ok(const char *str);
 
 static void clear_why(char *why, size_t whylen)
 {
@@ -152,7 +154,7 @@ static void quiet_begin(xml_quiet_t *q, xmlStructuredErrorFunc st)
 	q->st = xmlStructuredError;
 	q->st_ctx = xmlStructuredErrorContext;
 	xmlSetGenericErrorFunc(NULL, xml_discard);
-	xmlSetStructuredErrorFunc(NULL, st ? st : (xmlStructuredErrorFunc)xml_discard_structured);
+	xmlSetStructuredErrorFunc(NULL, st ? st : xml_discard_structured);
 }
 
 static void quiet_end(const xml_quiet_t *q)
@@ -365,7 +367,7 @@ int pidf_xml_parse(const char *data, size_t len, const pidf_limits_t *lim, xmlDo
 	}
 	pidf_init();
 
-	quiet_begin(&q, (xmlStructuredErrorFunc)parse_error);
+	quiet_begin(&q, parse_error);
 	tl_parse = &st;
 	ctxt = xmlNewParserCtxt();
 	if (!ctxt || !ctxt->sax) {
@@ -386,7 +388,7 @@ int pidf_xml_parse(const char *data, size_t len, const pidf_limits_t *lim, xmlDo
 	ctxt->sax->resolveEntity = sax_resolve_entity;
 	ctxt->sax->getEntity = sax_get_entity;
 	ctxt->sax->getParameterEntity = sax_get_param_entity;
-	ctxt->sax->serror = (xmlStructuredErrorFunc)parse_error;
+	ctxt->sax->serror = parse_error;
 
 	doc = xmlCtxtReadMemory(ctxt, data, (int)len, NULL, NULL, opts);
 	if (st.err) {
@@ -738,11 +740,12 @@ typedef struct composer {
 	xmlHashTablePtr notes; /* (text, lang) of presence-level notes */
 } composer_t;
 
-/* Drops the namespace declarations that xmlDocCopyNode put on the top of
- * a copy when the output root already declares the same prefix with the
- * same URI (the PIDF default namespace, dm:), and points the references
- * in the copy at the root's declarations.  Purely cosmetic: the document
- * is correct without it. */
+/* Drops the namespace declarations on the top element of a copy that the
+ * output root already makes (same prefix, same URI: the PIDF default
+ * namespace, dm:), and points the references in the copy at the root's
+ * declarations.  Only the top element is looked at, so no declaration in
+ * between can shadow the root's.  Purely cosmetic: the document is
+ * correct without it. */
 static void drop_redundant_ns(xmlNode *root, xmlNode *copy)
 {
 	enum { MAXMAP = 16 };
@@ -899,7 +902,7 @@ out:
 
 typedef int (*compose_each_cb)(composer_t *c, xmlNode *n);
 
-static int copy_tuple(composer_t *c, xmlNode *n) { return compose_copy(c, n, true); }
+static int copy_with_id(composer_t *c, xmlNode *n) { return compose_copy(c, n, true); }
 
 /* Calls fn for every top-level {ns}local element of doc. */
 static int for_each_top(composer_t *c, xmlDocPtr doc, const char *ns, const char *local,
@@ -926,7 +929,7 @@ int pidf_compose(const char *entity, const pidf_source_t *sources, size_t n, buf
 	xml_quiet_t q;
 	int rc = 0;
 
-	if (!entity || !entity[0] || !sources || n == 0 || !out)
+	if (!entity || !entity[0] || !sources || n == 0 || !out || !xml_text_ok(entity))
 		return -EINVAL;
 	pidf_init();
 
@@ -949,8 +952,8 @@ int pidf_compose(const char *entity, const pidf_source_t *sources, size_t n, buf
 			continue;
 		}
 		usable++;
-		/* RFC 4479 §8.3: the person of the newest source wins;
-		 * on a tie the later source. */
+		/* Our policy: the person of the newest source wins; on a
+		 * tie the later source (see pidf.h). */
 		if (child_elem(xmlDocGetRootElement(docs[i]), PIDF_DM_NS, "person") &&
 		    (best == SIZE_MAX || sources[i].modified >= sources[best].modified))
 			best = i;
@@ -985,7 +988,7 @@ int pidf_compose(const char *entity, const pidf_source_t *sources, size_t n, buf
 	 * other namespaces (RFC 4479 person and devices). */
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (docs[i])
-			rc = for_each_top(&c, docs[i], PIDF_NS, "tuple", copy_tuple);
+			rc = for_each_top(&c, docs[i], PIDF_NS, "tuple", copy_with_id);
 	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (docs[i])
@@ -996,10 +999,16 @@ int pidf_compose(const char *entity, const pidf_source_t *sources, size_t n, buf
 				  true);
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (docs[i])
-			rc = for_each_top(&c, docs[i], PIDF_DM_NS, "device", copy_tuple);
+			rc = for_each_top(&c, docs[i], PIDF_DM_NS, "device", copy_with_id);
 	}
-	if (!rc && xmlReconciliateNs(c.doc, c.root) < 0)
-		rc = -ENOMEM;
+	/* No xmlReconciliateNs(doc, root) here: each copy already declares
+	 * every namespace it uses (xmlDocCopyNode puts the missing
+	 * declarations on the copy's top element), so every reference is in
+	 * scope.  xmlReconciliateNs would rebind all references to
+	 * declarations on the root, inventing prefixes ("dm1") that it checks
+	 * for collisions at the root only -- an inner xmlns:dm1 of the source
+	 * then captures the reference and changes its namespace (see
+	 * test_compose_ns_shadowing). */
 	quiet_end(&q);
 	if (!rc)
 		rc = pidf_serialize(c.doc, out);

@@ -3,7 +3,8 @@
  *   RFC 3863  Presence Information Data Format (presence, tuple, status,
  *             basic, contact, note; the entity attribute)
  *   RFC 4479  the presence data model (dm:person, dm:device, service =
- *             tuple; §8.3 composition of several sources)
+ *             tuple; how to compose several sources is left to the
+ *             server, cf. §3.5 on modeling ambiguity)
  *   RFC 4480  RPID (rich person/device elements, copied through verbatim)
  *
  * A pure library over libxml2: no SIP, no database, no event loop.  It is
@@ -93,13 +94,15 @@ int pidf_xml_parse(const char *data, size_t len, const pidf_limits_t *lim,
 int pidf_validate(xmlDocPtr doc, const char *expected_entity, char *why, size_t whylen);
 
 /* True when the two presentity URIs name the same presentity: sip:, sips:
- * and pres: are one scheme for this purpose (RFC 3863 §4.1.1 lets a
- * presence document name a SIP presentity by its pres: URI); the user
- * part is compared case-sensitively after %-decoding, the host
- * case-insensitively, ports must match (absent only equals absent), and
- * URI parameters and headers are ignored.  URIs of any other scheme are
- * compared as exact strings, scheme aside (case-insensitive).
- * Surrounding whitespace is ignored.  Both must be non-NULL. */
+ * and pres: are one scheme for this purpose (RFC 3863 gives the entity
+ * as the presentity's pres: URI, SIP clients put their sip: AOR there);
+ * the user part is compared case-sensitively after %-decoding (a
+ * password after ':' is ignored), the host case-insensitively, ports
+ * must match (absent only equals absent), and URI parameters and headers
+ * are ignored (RFC 3261 §19.1.4 spirit, for an address of record).  URIs
+ * of any other scheme, or sip/pres URIs that do not parse, are compared
+ * as exact strings, the scheme case-insensitively.  Surrounding white
+ * space is ignored.  NULL equals nothing. */
 bool pidf_entity_equal(const char *a, const char *b);
 
 /* One stored publication for pidf_compose(). */
@@ -113,10 +116,11 @@ typedef struct pidf_source {
 			     * NULL */
 } pidf_source_t;
 
-/* Composes the presence of entity from its publications (RFC 4479 §8.3,
- * a simple composition policy).  The output is one PIDF document whose
- * root carries entity and contains, in this order (the order of the
- * RFC 3863 schema: tuples, notes, then extensions):
+/* Composes the presence of entity from its publications with a simple
+ * composition policy (RFC 4479 leaves the policy to the server).  The
+ * output is one PIDF document whose root carries entity and contains, in
+ * this order (the order of the RFC 3863 schema: tuples, notes, then
+ * extensions):
  *   1. every tuple of every source, in source order;
  *   2. every presence-level note of every source, duplicates (same text
  *      and xml:lang) dropped;
@@ -127,19 +131,22 @@ typedef struct pidf_source {
  *      rather than being merged; no person when no source has one;
  *   4. every dm:device of every source, in source order.
  * Other presence-level extension elements are not carried over.  Copied
- * elements keep their namespaces whatever prefixes the sources used
- * (declarations are reconciled in the new document).  An id attribute
- * that is already used in the output (the same tuple id in two
- * publications) is made unique by a "-2", "-3"... suffix; the first
- * element, in the order above, keeps its id.  Pass sources in a stable
- * order (e.g. by creation time) so renamed ids are stable across
- * notifications.
+ * elements keep their namespaces whatever prefixes the sources used:
+ * each copy carries the declarations it needs, and only those the output
+ * root already makes identically are dropped.  An xml:lang a copied
+ * element inherited from its source's root is made explicit.  The id of
+ * a tuple, person or device that is already used in the output (the
+ * same tuple id in two publications) is made unique by a "-2", "-3"...
+ * suffix; the first element, in the order above, keeps its id.  Pass
+ * sources in a stable order (e.g. by creation time) so renamed ids are
+ * stable across notifications.
  *
  * A source that no longer parses or is not PIDF is skipped with a
  * warning.  Sources are parsed with the process default limits.
  * The UTF-8 document, with an XML declaration, is appended to out.
  * Returns 0; -EINVAL when n == 0 (use pidf_basic_doc for a presentity
- * with no publication), an argument is NULL or no source is usable;
+ * with no publication), an argument is NULL, entity is empty or not
+ * valid UTF-8 XML text, or no source is usable;
  * -ENOMEM, or out->err.  Borrows everything. */
 int pidf_compose(const char *entity, const pidf_source_t *sources, size_t n, buf_t *out);
 
@@ -155,8 +162,8 @@ int pidf_basic_doc(const char *entity, bool open, const char *tuple_id,
 
 /* Summarises a (validated) PIDF document: 1 when any tuple's basic status
  * is open, 0 when tuples carry basic values and all are closed, -ENOENT
- * when no tuple has a basic value, -EINVAL when doc is not PIDF.
- * Borrows doc. */
+ * when no tuple has a basic value, -EINVAL when doc is not PIDF,
+ * -ENOMEM.  Borrows doc. */
 int pidf_basic_status(xmlDocPtr doc);
 
 /* True when node is an element with namespace URI ns and local name

@@ -32,7 +32,7 @@ static struct {
 	const config_t *cfg;
 	uv_loop_t *loop;
 	sip_limits_t limits;
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sigusr1;
 	uv_timer_t stop_timer;
 	bool stopping;
 	char local_ips[16][64];
@@ -214,6 +214,7 @@ static void db_closed(void *arg)
 	tp_shutdown();
 	uv_close((uv_handle_t *)&S.sigterm, NULL);
 	uv_close((uv_handle_t *)&S.sigint, NULL);
+	uv_close((uv_handle_t *)&S.sigusr1, NULL);
 	LOGI("server", "stopped");
 }
 
@@ -230,6 +231,23 @@ static void on_signal(uv_signal_t *h, int signum)
 	/* db_shutdown lets queued and in-flight queries (the batch whose
 	 * clients wait for 200) finish before it closes the pool. */
 	db_shutdown(db_closed, NULL);
+}
+
+/* SIGUSR1 writes one line of counters, for operators and benchmarks. */
+static void on_stats_signal(uv_signal_t *h, int signum)
+{
+	(void)h;
+	(void)signum;
+	tp_stats_t ts;
+	txn_stats_t xs;
+	tp_get_stats(&ts);
+	txn_get_stats(&xs);
+	LOGI("stats", "udp_rx=%llu udp_tx=%llu tcp_rx=%llu tcp_tx=%llu dropped=%llu tcp_conns=%u "
+	     "server_txns=%lu client_txns=%lu absorbed=%lu aors=%lu bindings=%lu db_queue=%u",
+	     (unsigned long long)ts.udp_rx, (unsigned long long)ts.udp_tx,
+	     (unsigned long long)ts.tcp_rx, (unsigned long long)ts.tcp_tx,
+	     (unsigned long long)ts.dropped, ts.tcp_conns, xs.server_live, xs.client_live,
+	     xs.retransmissions_absorbed, loc_aor_count(), loc_binding_count(), db_queue_length());
 }
 
 /* --- run ---------------------------------------------------------------- */
@@ -305,6 +323,9 @@ int server_run(const config_t *cfg)
 	uv_signal_start(&S.sigterm, on_signal, SIGTERM);
 	uv_signal_init(S.loop, &S.sigint);
 	uv_signal_start(&S.sigint, on_signal, SIGINT);
+	uv_signal_init(S.loop, &S.sigusr1);
+	uv_signal_start(&S.sigusr1, on_stats_signal, SIGUSR1);
+	uv_unref((uv_handle_t *)&S.sigusr1);
 	signal(SIGPIPE, SIG_IGN);
 
 	LOGI("server", "ready: %zu listener(s), domain %s, auth %s", cfg->listen.n,

@@ -184,10 +184,15 @@ static void clean_message(const char *in, char *out, size_t outlen)
 		in = "";
 	for (size_t i = 0; in[i] && j + 4 < outlen; i++) {
 		if (in[i] == '\n') {
+			/* Continuation lines are indented with a tab. */
+			while (in[i + 1] == '\t' || in[i + 1] == ' ')
+				i++;
 			if (in[i + 1] == '\0')
 				break;
 			memcpy(out + j, " / ", 3);
 			j += 3;
+		} else if (in[i] == '\t') {
+			out[j++] = ' ';
 		} else {
 			out[j++] = in[i];
 		}
@@ -287,10 +292,24 @@ static void conn_close_pg(struct db_conn *c)
 	c->nprepared = 0;
 }
 
+/* Asks the poll handle for events (a no-op when they do not change). */
+static int conn_set_events(struct db_conn *c, int events)
+{
+	if (events != c->poll_events) {
+		int err = uv_poll_start(&c->poll->handle, events, on_poll);
+		if (err)
+			return err;
+		c->poll_events = events;
+	}
+	return 0;
+}
+
 /* Makes sure the poll handle watches the connection's current socket, then
- * asks for events.  A socket is identified by fd number and inode: libpq may
- * close one socket and open another that gets the same number, and a stale
- * watch on it would never fire (or confuse epoll). */
+ * asks for events; called after every PQconnectPoll step.  A socket is
+ * identified by fd number and inode: libpq may close one socket and open
+ * another (next host or address, SSL/GSS fallback, target_session_attrs)
+ * that gets the same number, and a watch kept on the old one would never
+ * fire, or make epoll_ctl fail. */
 static int conn_watch(struct db_conn *c, int events)
 {
 	int fd = PQsocket(c->pg);
@@ -298,6 +317,8 @@ static int conn_watch(struct db_conn *c, int events)
 	if (fd < 0 || fstat(fd, &st) != 0)
 		return -EBADF;
 	if (!c->poll || c->poll_fd != fd || c->poll_dev != st.st_dev || c->poll_ino != st.st_ino) {
+		LOGD(MOD, "%s %u: watching socket %d (inode %lu)", conn_kind(c), c->id, fd,
+		     (unsigned long)st.st_ino);
 		if (c->poll) {
 			uv_close((uv_handle_t *)&c->poll->handle, on_poll_closed);
 			pool.nclosing++;
@@ -318,13 +339,7 @@ static int conn_watch(struct db_conn *c, int events)
 		c->poll_ino = st.st_ino;
 		c->poll_events = 0;
 	}
-	if (events != c->poll_events) {
-		int err = uv_poll_start(&c->poll->handle, events, on_poll);
-		if (err)
-			return err;
-		c->poll_events = events;
-	}
-	return 0;
+	return conn_set_events(c, events);
 }
 
 /* Pushes out what libpq has buffered; watches UV_WRITABLE only while some
@@ -337,7 +352,8 @@ static int conn_flush(struct db_conn *c)
 		return -EIO;
 	}
 	c->flushing = r == 1;
-	if (conn_watch(c, UV_READABLE | (c->flushing ? UV_WRITABLE : 0)) != 0) {
+	/* The socket no longer changes once connected. */
+	if (conn_set_events(c, UV_READABLE | (c->flushing ? UV_WRITABLE : 0)) != 0) {
 		conn_broken(c, "cannot watch the socket");
 		return -EIO;
 	}

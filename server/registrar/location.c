@@ -16,6 +16,8 @@
 
 #define MAX_LISTENERS 8
 
+enum { DA, DC, IA, IC, IE, IQ, ICI, ICS, ISRC, IUA, IINST, IPATH, INODE, IUPD, NARR };
+
 typedef struct dirty {
 	hnode_t node;
 	struct dirty *next;
@@ -58,6 +60,7 @@ static struct {
 	char **reload;
 	size_t nreload, reload_cap;
 	bool reload_inflight;
+	buf_t arrays[NARR]; /* batch parameters, reused */
 } L;
 
 static const char *const SQL_BATCH =
@@ -519,10 +522,12 @@ static void flush(uv_prepare_t *h)
 		return;
 	}
 
-	enum { DA, DC, IA, IC, IE, IQ, ICI, ICS, ISRC, IUA, IINST, IPATH, INODE, IUPD, NARR };
-	buf_t arr[NARR];
+	/* The array buffers live as long as the process: a batch of
+	 * thousands of rows makes them large, and freeing large blocks every
+	 * loop turn makes glibc consolidate its free lists each time. */
+	buf_t *arr = L.arrays;
 	for (int i = 0; i < NARR; i++) {
-		buf_init(&arr[i], 0);
+		buf_reset(&arr[i]);
 		db_array_begin(&arr[i]);
 	}
 	int64_t now = now_s();
@@ -570,8 +575,6 @@ static void flush(uv_prepare_t *h)
 	}
 	if (!err)
 		err = db_exec("loc_batch", NARR, params, batch_done, b);
-	for (int i = 0; i < NARR; i++)
-		buf_free(&arr[i]);
 	if (err) {
 		LOGW("location", "cannot write %u binding(s): %s", b->nrows,
 		     err == -ENOTCONN ? "database unavailable" : strerror(-err));
@@ -752,6 +755,8 @@ void loc_shutdown(void)
 		free(L.reload[i]);
 	free(L.reload);
 	free(L.node_name);
+	for (int i = 0; i < NARR; i++)
+		buf_free(&L.arrays[i]);
 }
 
 unsigned long loc_aor_count(void) { return L.aors.count; }

@@ -626,8 +626,11 @@ static void log_reject(const struct sockaddr *sa, const char *why)
 	uint16_t port = 0;
 	if (tp_addr_to_str(&ss, host, sizeof host, &port))
 		snprintf(host, sizeof host, "?");
-	LOGW("tcp", "refused connection from %s port %u: %s (%u more refused since last report)",
-	     host, (unsigned)port, why, T.rejects_unlogged);
+	if (T.rejects_unlogged)
+		LOGW("tcp", "refused connection from %s port %u: %s (and %u more since the last report)",
+		     host, (unsigned)port, why, T.rejects_unlogged);
+	else
+		LOGW("tcp", "refused connection from %s port %u: %s", host, (unsigned)port, why);
 	T.rejects_unlogged = 0;
 }
 

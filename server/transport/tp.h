@@ -21,7 +21,9 @@ typedef struct tp_peer {
 	tp_proto_t proto;
 	struct sockaddr_storage addr; /* remote address and port */
 	uint64_t conn_id;             /* TCP connection id; 0 for UDP or "any" */
-	int listener;                 /* index of the local listener (socket) */
+	int listener;                 /* index of the local listener (socket); for a
+	                               * connection we opened, the first TCP listener
+	                               * of its family, or -1 when there is none */
 } tp_peer_t;
 
 /* A zero field takes its default: 65535-byte messages, 16384 connections,

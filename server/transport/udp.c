@@ -76,7 +76,7 @@ static void log_drop(tp_listener_t *l, const struct sockaddr *from, size_t n, bo
 	memcpy(&ss, from, tp__addr_len(from));
 	if (tp_addr_to_str(&ss, host, sizeof host, &port))
 		strcpy(host, "?");
-	LOGW("udp", "dropped %s datagram of %zu bytes from %s port %u (limit %zu; %u more dropped since last report)",
+	LOGW("udp", "dropped %s datagram of %zu bytes from %s port %u (limit %zu; %u more since the last report)",
 	     truncated ? "truncated" : "oversized", n, host, (unsigned)port,
 	     l->core->limits.max_msg_size, drops_unlogged);
 	drops_unlogged = 0;
@@ -123,6 +123,10 @@ static void udp_on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const str
 	 * many clients send the CRLF form of §4.4.1 over UDP too.  Neither
 	 * is a SIP message; no answer is expected for a CRLF datagram. */
 	if (only_crlf(b->base, n))
+		return;
+	/* A first byte of 0..3 is STUN (RFC 7983 §7), e.g. RFC 5626 §4.4.2
+	 * keep-alives; no SIP message starts like that.  Not answered yet. */
+	if ((unsigned char)b->base[0] < 4)
 		return;
 
 	memcpy(u->scratch, b->base, n);

@@ -345,6 +345,19 @@ def authorization(params, algorithm, user, password, method, uri, nc=1):
 # --------------------------------------------------------------------------
 # Expectations
 
+POSIX_CLASSES = {"[:space:]": r"\s", "[:digit:]": "0-9", "[:alpha:]": "A-Za-z",
+                 "[:alnum:]": "A-Za-z0-9", "[:cntrl:]": r"\x00-\x1f\x7f",
+                 "[:upper:]": "A-Z", "[:lower:]": "a-z"}
+
+
+def rx_compile(rx):
+    """The tests' regexes are POSIX extended ones (as grep -E and sipp
+    take them): turn the bracket classes into Python's."""
+    for posix, py in POSIX_CLASSES.items():
+        rx = rx.replace(posix, py)
+    return re.compile(rx, re.I | re.M)
+
+
 def check(resp, args, what="response"):
     if args.expect is not None:
         codes = [int(c) for c in str(args.expect).split(",")]
@@ -353,10 +366,10 @@ def check(resp, args, what="response"):
                           (what, "/".join(map(str, codes)), resp.status, resp.reason))
     text = resp.header_text()
     for rx in args.expect_header or []:
-        if not re.search(rx, text, re.I | re.M):
+        if not rx_compile(rx).search(text):
             raise Failure("header regex %r did not match" % rx)
     for rx in args.reject_header or []:
-        if re.search(rx, text, re.I | re.M):
+        if rx_compile(rx).search(text):
             raise Failure("header regex %r matched but must not" % rx)
     if args.expect_contacts is not None:
         contacts = resp.contacts()
@@ -461,7 +474,7 @@ def cmd_retrans(conn, args, log):
     d = Dialog(conn, args.aor, ruri=args.ruri)
     data = d.build("REGISTER", register_headers(args))
 
-    def finals_within(secs):
+    def finals_within(secs, first_only=False):
         got, deadline = [], time.monotonic() + secs
         while time.monotonic() < deadline:
             msg = conn.recv(max(deadline - time.monotonic(), 0.01))
@@ -470,11 +483,13 @@ def cmd_retrans(conn, args, log):
             log.append(("<<<", msg.raw))
             if msg.status is not None and msg.status >= 200:
                 got.append(msg)
+                if first_only:
+                    break
         return got
 
     log.append((">>>", data))
     conn.send(data)
-    first = finals_within(args.timeout)[:1]
+    first = finals_within(args.timeout, first_only=True)
     if not first:
         raise Failure("no final response to the REGISTER within %.1fs" % args.timeout)
     # Anything else for this first send?  Then the retransmission.
@@ -637,6 +652,9 @@ def main(argv):
     ap.add_argument("--timeout", type=float, default=8.0, help="seconds to wait for a final response")
     ap.add_argument("--quiet", action="store_true", help="print nothing on success")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    # --timeout may also follow the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--timeout", dest="sub_timeout", type=float, help=argparse.SUPPRESS)
 
     def reg_common(p):
         p.add_argument("--aor", required=True, help="sip:user@domain (From and To)")
@@ -649,7 +667,7 @@ def main(argv):
         p.add_argument("--header", action="append", help="an extra header line")
         add_expect_args(p)
 
-    p = sub.add_parser("register", help=cmd_register.__doc__)
+    p = sub.add_parser("register", help=cmd_register.__doc__, parents=[common])
     reg_common(p)
     p.add_argument("--call-id")
     p.add_argument("--cseq", type=int)
@@ -657,24 +675,24 @@ def main(argv):
                    help="answer a second challenge too (e.g. after stale=true)")
     p.set_defaults(func=cmd_register)
 
-    p = sub.add_parser("stale", help=cmd_stale.__doc__)
+    p = sub.add_parser("stale", help=cmd_stale.__doc__, parents=[common])
     reg_common(p)
     p.add_argument("--wait", type=float, default=3.0)
     p.set_defaults(func=cmd_stale)
 
-    p = sub.add_parser("retrans", help=cmd_retrans.__doc__)
+    p = sub.add_parser("retrans", help=cmd_retrans.__doc__, parents=[common])
     reg_common(p)
     p.add_argument("--settle", type=float, default=1.5, help="seconds to collect extra responses")
     p.set_defaults(func=cmd_retrans)
 
-    p = sub.add_parser("raw", help=cmd_raw.__doc__)
+    p = sub.add_parser("raw", help=cmd_raw.__doc__, parents=[common])
     p.add_argument("--file", required=True)
     p.add_argument("--binary", action="store_true")
     p.add_argument("--no-response", action="store_true")
     add_expect_args(p)
     p.set_defaults(func=cmd_raw)
 
-    p = sub.add_parser("request", help=cmd_request.__doc__)
+    p = sub.add_parser("request", help=cmd_request.__doc__, parents=[common])
     p.add_argument("--method", required=True)
     p.add_argument("--ruri", required=True)
     p.add_argument("--aor", default="sip:e2e@example.test", help="the From address")
@@ -685,7 +703,7 @@ def main(argv):
     add_expect_args(p)
     p.set_defaults(func=cmd_request)
 
-    p = sub.add_parser("bench", help=cmd_bench.__doc__)
+    p = sub.add_parser("bench", help=cmd_bench.__doc__, parents=[common])
     p.add_argument("--domain", default="example.test")
     p.add_argument("--prefix", default="bench")
     p.add_argument("--password", default="secret")
@@ -695,6 +713,8 @@ def main(argv):
     p.set_defaults(func=cmd_bench)
 
     args = ap.parse_args(argv)
+    if args.sub_timeout is not None:
+        args.timeout = args.sub_timeout
     if args.cmd == "bench":
         args.timeout = max(args.timeout, 60.0)
     log = []

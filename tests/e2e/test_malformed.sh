@@ -9,7 +9,7 @@ server_start --auth off
 u="$(e2e_uniq bad)"
 user_add "$u" secret
 
-step "483 for Max-Forwards: 0, 501 for an unknown method, 400 twice, then 200 (sipp)"
+step "483 for Max-Forwards: 0, 501 for an unknown method, 400 for a short body, then 200 (sipp)"
 SIPP_USER="$u" sipp_run errors
 
 step "garbage datagrams: no response, no crash"
@@ -45,6 +45,22 @@ Content-Length: 0
 
 EOT
 sipc raw --file "$E2E_WORK/nofrom.txt" --expect 400
+
+step "a CSeq method other than the request's gets 400 (RFC 3261 §8.1.1.5)"
+cat >"$E2E_WORK/cseqmethod.txt" <<EOT
+REGISTER sip:$E2E_DOMAIN SIP/2.0
+Via: SIP/2.0/UDP {via};branch={branch}
+Max-Forwards: 70
+From: <sip:$u@$E2E_DOMAIN>;tag={tag}
+To: <sip:$u@$E2E_DOMAIN>
+Call-ID: {callid}
+CSeq: 3 OPTIONS
+Contact: <sip:ua1@127.0.0.1:5099>
+Expires: 60
+Content-Length: 0
+
+EOT
+sipc raw --file "$E2E_WORK/cseqmethod.txt" --expect 400
 
 step "a bad CSeq number gets 400"
 cat >"$E2E_WORK/badcseq.txt" <<EOT

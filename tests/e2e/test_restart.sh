@@ -31,9 +31,9 @@ step "a refresh (same Call-ID, higher CSeq) lists both"
 sipc register --aor "$aor" --call-id "restart-$u@e2e" --cseq 11 --contact "<sip:py@127.0.0.1:5099>;q=0.7" \
 	--expires 900 --expect 200 --expect-contacts 2
 
-step "a refresh with an old CSeq of the same Call-ID is refused (RFC 3261 §10.3 step 7: 500)"
+step "a refresh with an old CSeq of the same Call-ID fails (RFC 3261 §10.3 step 7; no code is given: 400 or 500)"
 sipc register --aor "$aor" --call-id "restart-$u@e2e" --cseq 5 --contact "<sip:py@127.0.0.1:5099>" \
-	--expires 900 --expect 500
+	--expires 900 --expect 400,500
 
 step "restart again, then remove everything"
 server_restart

@@ -50,6 +50,13 @@ static bool run_until(bool (*cond)(void), unsigned ms)
 }
 
 static bool never(void) { return false; }
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
 static void run_for(unsigned ms) { run_until(never, ms); }
 
 static int exec(const char *stmt, int n, const char *const *params, db_cb cb, void *ctx)
@@ -85,10 +92,13 @@ static void on_state(void *ctx, bool up)
 
 static bool pool_up(void) { return db_is_up(); }
 
+static bool pool_open; /* db_init done, db_shutdown not finished */
+
 static void start_pool_with(const char *ci, unsigned nconns, unsigned max_queue, unsigned min_ms,
 			    unsigned max_ms)
 {
 	assert_int_equal(uv_loop_init(&loop), 0);
+	pool_open = true;
 	state_ups = state_downs = 0;
 	db_set_state_cb(on_state, NULL);
 	db_options_t o = {.conninfo = ci,
@@ -99,10 +109,16 @@ static void start_pool_with(const char *ci, unsigned nconns, unsigned max_queue,
 	assert_int_equal(db_init(&loop, &o), 0);
 }
 
+static unsigned want_idle;
+static bool all_idle(void) { return db_idle_count() == want_idle; }
+
+/* Starts a pool and waits until every connection is up and idle, so tests
+ * know where each query goes. */
 static void start_pool(unsigned nconns, unsigned max_queue)
 {
 	start_pool_with(conninfo, nconns, max_queue, 0, 0);
-	assert_true(run_until(pool_up, 10000));
+	want_idle = nconns;
+	assert_true(run_until(all_idle, 10000));
 }
 
 static int shutdown_calls;
@@ -120,8 +136,26 @@ static void stop_pool(void)
 	assert_true(run_until(shut_down, 15000));
 	run_for(20); /* a second done would show up here */
 	assert_int_equal(shutdown_calls, 1);
+	pool_open = false;
 	assert_false(db_is_up());
 	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* After a failed test: close what it left open, so the next one starts
+ * clean instead of failing with -EALREADY. */
+static int teardown(void **state)
+{
+	(void)state;
+	if (!pool_open)
+		return 0;
+	pool_open = false;
+	shutdown_calls = 0;
+	db_shutdown(on_shutdown, &shutdown_calls);
+	run_until(shut_down, 15000);
+	uv_walk(&loop, close_any, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return 0;
 }
 
 /* ---- one query's outcome ------------------------------------------------- */
@@ -258,6 +292,7 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(db_listen("chan", NULL, NULL), -EINVAL);
 
 	assert_int_equal(uv_loop_init(&loop), 0);
+	pool_open = true;
 	db_options_t o = {.conninfo = NULL};
 	assert_int_equal(db_init(&loop, &o), -EINVAL);
 	o.conninfo = "this is not a conninfo";
@@ -623,6 +658,47 @@ static void test_reconnect(void **state)
 	stop_pool();
 }
 
+/* libpq changes sockets while connecting: with target_session_attrs=
+ * prefer-standby over two hosts (both our primary) it connects to the
+ * first, finds no standby, closes it, tries the second, closes it, and
+ * connects to the first again.  The new socket usually gets the old fd
+ * number; the pool must notice (inode) and watch the new one. */
+static void test_socket_change(void **state)
+{
+	(void)state;
+	char *errmsg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(getenv("SIMPLED_TEST_DB"), &errmsg);
+	assert_non_null(opts);
+	const char *host = NULL, *port = NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+	}
+	assert_non_null(host);
+	char ci[1024];
+	snprintf(ci, sizeof ci,
+		 "host=%s,%s port=%s,%s dbname=simpled user=postgres "
+		 "target_session_attrs=prefer-standby application_name=%s",
+		 host, host, port ? port : "5432", port ? port : "5432", appname);
+	PQconninfoFree(opts);
+
+	ncompleted = 0;
+	start_pool_with(ci, 2, 0, 0, 0);
+	want_idle = 2;
+	assert_true(run_until(all_idle, 10000));
+	struct call c[4] = {{0}};
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(exec("t_add", 2, (const char *const[]){"1", "2"}, on_result, &c[i]), 0);
+	wait_completed(4, 5000);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(c[i].err, 0);
+		assert_string_equal(c[i].value, "3");
+	}
+	stop_pool();
+}
+
 /* ---- shutdown ------------------------------------------------------------ */
 
 static void test_shutdown_graceful(void **state)
@@ -650,6 +726,7 @@ static void test_shutdown_graceful(void **state)
 	}
 	run_for(20);
 	assert_int_equal(shutdown_calls, 1);
+	pool_open = false;
 	assert_int_equal(late.calls, 0);
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
@@ -686,6 +763,7 @@ static void test_shutdown_from_callback(void **state)
 	assert_int_equal(chain[4].calls, 0);
 	run_for(20);
 	assert_int_equal(shutdown_calls, 1);
+	pool_open = false;
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -711,21 +789,22 @@ static void test_bad_statement(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_array_literal),
-	    cmocka_unit_test(test_bad_arguments),
-	    cmocka_unit_test(test_not_connected),
-	    cmocka_unit_test(test_no_server),
-	    cmocka_unit_test(test_exec_params),
-	    cmocka_unit_test(test_array_roundtrip),
-	    cmocka_unit_test(test_many_concurrent),
-	    cmocka_unit_test(test_fifo_order),
-	    cmocka_unit_test(test_queue_full),
-	    cmocka_unit_test(test_sql_error),
-	    cmocka_unit_test(test_listen_notify),
-	    cmocka_unit_test(test_reconnect),
-	    cmocka_unit_test(test_shutdown_graceful),
-	    cmocka_unit_test(test_shutdown_from_callback),
-	    cmocka_unit_test(test_bad_statement),
+	    cmocka_unit_test_teardown(test_array_literal, teardown),
+	    cmocka_unit_test_teardown(test_bad_arguments, teardown),
+	    cmocka_unit_test_teardown(test_not_connected, teardown),
+	    cmocka_unit_test_teardown(test_no_server, teardown),
+	    cmocka_unit_test_teardown(test_exec_params, teardown),
+	    cmocka_unit_test_teardown(test_array_roundtrip, teardown),
+	    cmocka_unit_test_teardown(test_many_concurrent, teardown),
+	    cmocka_unit_test_teardown(test_fifo_order, teardown),
+	    cmocka_unit_test_teardown(test_queue_full, teardown),
+	    cmocka_unit_test_teardown(test_sql_error, teardown),
+	    cmocka_unit_test_teardown(test_listen_notify, teardown),
+	    cmocka_unit_test_teardown(test_reconnect, teardown),
+	    cmocka_unit_test_teardown(test_socket_change, teardown),
+	    cmocka_unit_test_teardown(test_shutdown_graceful, teardown),
+	    cmocka_unit_test_teardown(test_shutdown_from_callback, teardown),
+	    cmocka_unit_test_teardown(test_bad_statement, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

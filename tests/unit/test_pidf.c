@@ -2,7 +2,7 @@
  * element limits, DOCTYPE/entity rejection: XXE, billion laughs, errors
  * never on stderr), PIDF validation against the examples of RFC 3863
  * §3.4 / §6 and RFC 4480 §4, presentity URI comparison, composition of
- * several publications (RFC 4479 §8.3: all tuples and devices, one
+ * several publications (RFC 4479 model: all tuples and devices, one
  * person, the newest; ids made unique; namespaces kept whatever the
  * prefixes) and the minimal documents the server writes itself. */
 #include <errno.h>
@@ -829,6 +829,37 @@ static void test_compose_three(void **state)
 	xmlFreeDoc(doc);
 }
 
+/* Namespaces a source declares below the copied element stay in force:
+ * an inner xmlns:dm1 must not capture a reference re-homed to the root
+ * (what xmlReconciliateNs on the output root would do), and xmlns=""
+ * keeps an element out of any namespace. */
+static void test_compose_ns_shadowing(void **state)
+{
+	static const char s1[] =
+	    "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='sip:a@b'>"
+	    "<tuple id='t' xmlns:dm='urn:other'><status/>"
+	    "<x xmlns:dm1='urn:third'><dm:thing/><dm1:other/></x>"
+	    "<plain xmlns=''><deeper/></plain></tuple></presence>";
+	pidf_source_t src = { s1, sizeof s1 - 1, 1, "s" };
+	xmlDocPtr doc;
+	xmlNode *t, *x, *plain;
+
+	(void)state;
+	doc = compose_parse("sip:a@b", &src, 1);
+	t = find_top(doc, PIDF_NS, "tuple", 0);
+	assert_non_null(t);
+	x = find_child(t, "urn:other", "x");
+	assert_null(x); /* x itself is in the PIDF namespace */
+	x = find_child(t, PIDF_NS, "x");
+	assert_non_null(x);
+	assert_non_null(find_child(x, "urn:other", "thing"));
+	assert_non_null(find_child(x, "urn:third", "other"));
+	plain = find_child(t, NULL, "plain");
+	assert_non_null(plain);
+	assert_non_null(find_child(plain, NULL, "deeper"));
+	xmlFreeDoc(doc);
+}
+
 static void test_compose_single_and_rfc(void **state)
 {
 	pidf_source_t one = { RFC4480_EX, sizeof RFC4480_EX - 1, 1, "x" };
@@ -879,6 +910,8 @@ static void test_compose_errors(void **state)
 	assert_int_equal(pidf_compose(NULL, src, 1, &out), -EINVAL);
 	assert_int_equal(pidf_compose(ENTITY, NULL, 1, &out), -EINVAL);
 	assert_int_equal(pidf_compose(ENTITY, src, 1, NULL), -EINVAL);
+	assert_int_equal(pidf_compose("", &src[1], 1, &out), -EINVAL);
+	assert_int_equal(pidf_compose("sip:\xff@example.com", &src[1], 1, &out), -EINVAL);
 	log_set_level(LOG_ERROR); /* the skipped sources are logged as warnings */
 	/* Only unusable sources. */
 	assert_int_equal(pidf_compose(ENTITY, src, 1, &out), -EINVAL);
@@ -1013,6 +1046,7 @@ int main(void)
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_compose_two),
 		cmocka_unit_test(test_compose_three),
+		cmocka_unit_test(test_compose_ns_shadowing),
 		cmocka_unit_test(test_compose_single_and_rfc),
 		cmocka_unit_test(test_compose_errors),
 		cmocka_unit_test(test_basic_doc),

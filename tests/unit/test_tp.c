@@ -156,6 +156,7 @@ static void start(const tp_limits_t *lim)
 	uv_timer_init(&loop, &tick);
 	uv_timer_init(&loop, &watchdog);
 	watchdog.data = NULL;
+	watchdog_fired = false;
 }
 
 /* Runs the loop until cond(arg) holds or ms pass; a 5 ms tick keeps the
@@ -189,6 +190,7 @@ static void finish(void)
 	 * itself: if a handle leaked, uv_stop ends the run and
 	 * uv_loop_close() below reports it. */
 	watchdog.data = &watchdog;
+	watchdog_fired = false;
 	uv_timer_start(&watchdog, watchdog_cb, 5000, 0);
 	uv_unref((uv_handle_t *)&watchdog);
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -557,7 +559,10 @@ static void test_tcp_ping_pong(void **state)
 	finish();
 }
 
-static void oversized(const char *what, int want_err, const char *payload, size_t len)
+/* With linger, the client keeps its socket open after reading our
+ * answer, so the server closes when its linger is over; otherwise the
+ * client closes and the server sees EOF while draining. */
+static void oversized(int want_err, const char *payload, size_t len, bool linger)
 {
 	tp_limits_t lim = {.max_msg_size = 1024};
 	start(&lim);
@@ -576,6 +581,8 @@ static void oversized(const char *what, int want_err, const char *payload, size_
 	assert_true(run_until(client_eof, &c, 5000));
 	assert_true(c.len >= strlen(R413));
 	assert_memory_equal(c.buf, R413, strlen(R413));
+	if (!linger)
+		client_close(&c);
 	int one = 1;
 	assert_true(run_until(have_closed, &one, 5000));
 	assert_int_equal(S.closed[0], S.err_peer.conn_id);
@@ -583,7 +590,6 @@ static void oversized(const char *what, int want_err, const char *payload, size_
 	tp_stats_t st;
 	tp_get_stats(&st);
 	assert_int_equal(st.tcp_conns, 0);
-	(void)what;
 	client_close(&c);
 	finish();
 }
@@ -593,7 +599,7 @@ static void test_tcp_oversized_body(void **state)
 	(void)state;
 	char m[512];
 	int n = snprintf(m, sizeof m, "MESSAGE sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Length: 5000\r\n\r\nxx");
-	oversized("body", -EMSGSIZE, m, (size_t)n);
+	oversized(-EMSGSIZE, m, (size_t)n, true);
 }
 
 static void test_tcp_oversized_headers(void **state)
@@ -603,7 +609,7 @@ static void test_tcp_oversized_headers(void **state)
 	memcpy(m, "INVITE sip:a@b SIP/2.0\r\n", 24);
 	for (size_t i = 24; i < 3000; i++)
 		m[i] = (i % 50 == 49) ? '\n' : 'h';
-	oversized("headers", -EMSGSIZE, m, 3000);
+	oversized(-EMSGSIZE, m, 3000, false);
 	free(m);
 }
 
@@ -611,7 +617,7 @@ static void test_tcp_bad_content_length(void **state)
 {
 	(void)state;
 	const char m[] = "MESSAGE sip:a@b SIP/2.0\r\nContent-Length: -4\r\n\r\nabcd";
-	oversized("clen", -EBADMSG, m, strlen(m));
+	oversized(-EBADMSG, m, strlen(m), false);
 }
 
 static bool stats_conns(void *arg)
@@ -830,6 +836,132 @@ static void test_tcp_connect_refused(void **state)
 	finish();
 }
 
+/* tp_stop_listening: no new connections or datagrams; open connections
+ * keep working and UDP can still send. */
+static void test_stop_listening(void **state)
+{
+	(void)state;
+	start(NULL);
+	struct sockaddr_storage srv, usrv;
+	tcp_listener("127.0.0.1", &srv);
+	int u = tp_listen(TP_UDP, "127.0.0.1", 0);
+	assert_true(u >= 0);
+	listener_sa(u, &usrv, TP_UDP);
+	S.mode = REPLY_200;
+	struct client c;
+	client_connect(&c, &srv);
+	client_send(&c, OPTIONS, strlen(OPTIONS));
+	int one = 1;
+	assert_true(run_until(have_rx, &one, 3000));
+
+	tp_stop_listening();
+	run_for(30);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&srv, ss_len(&srv)), -1);
+	assert_int_equal(errno, ECONNREFUSED);
+	close(fd);
+
+	struct dgram d = {.fd = udp_client(&usrv)};
+	sendto(d.fd, OPTIONS, strlen(OPTIONS), 0, (struct sockaddr *)&usrv, ss_len(&usrv));
+	run_for(50);
+	assert_int_equal(S.nrx, 1);
+
+	/* The open connection still delivers and answers. */
+	c.len = 0;
+	client_send(&c, REGISTER, strlen(REGISTER));
+	int two = 2;
+	assert_true(run_until(have_rx, &two, 3000));
+	struct want w = {&c, 2 * strlen(OK200)};
+	assert_true(run_until(client_has, &w, 3000));
+
+	/* UDP still sends from the listener's socket. */
+	struct sockaddr_storage me;
+	socklen_t mlen = sizeof me;
+	assert_int_equal(getsockname(d.fd, (struct sockaddr *)&me, &mlen), 0);
+	tp_peer_t to;
+	memset(&to, 0, sizeof to);
+	to.proto = TP_UDP;
+	to.addr = me;
+	to.listener = u;
+	assert_int_equal(tp_send(&to, OK200, strlen(OK200)), 0);
+	assert_true(run_until(dgram_in, &d, 3000));
+	assert_int_equal(d.len, (ssize_t)strlen(OK200));
+	close(d.fd);
+	client_close(&c);
+	finish();
+}
+
+enum { CHUNK = 128 * 1024 };
+
+struct sink {
+	int fd;
+	size_t got, want;
+	bool bad;
+};
+
+/* Reads and checks the pattern: chunk i is all 'a' + i % 26. */
+static bool sink_read(void *arg)
+{
+	struct sink *k = arg;
+	static char tmp[65536];
+	for (;;) {
+		ssize_t n = recv(k->fd, tmp, sizeof tmp, MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++, k->got++) {
+			if (tmp[i] != (char)('a' + (k->got / CHUNK) % 26))
+				k->bad = true;
+		}
+	}
+	return k->got >= k->want;
+}
+
+/* Writes the socket cannot take at once are queued (uv_write) in order;
+ * a peer that stops reading is cut off when the queue passes its cap. */
+static void test_tcp_write_queue(void **state)
+{
+	(void)state;
+	start(NULL);
+	struct sockaddr_storage srv;
+	tcp_listener("127.0.0.1", &srv);
+	struct client c;
+	client_connect(&c, &srv);
+	client_send(&c, OPTIONS, strlen(OPTIONS));
+	int one = 1;
+	assert_true(run_until(have_rx, &one, 3000));
+	tp_peer_t to = S.rx[0].peer;
+
+	char *chunk = malloc(CHUNK);
+	assert_non_null(chunk);
+	enum { N = 24 }; /* 3 MiB: more than the socket takes, under the cap */
+	for (int i = 0; i < N; i++) {
+		memset(chunk, 'a' + i % 26, CHUNK);
+		assert_int_equal(tp_send(&to, chunk, CHUNK), 0);
+	}
+	struct sink k = {.fd = c.fd, .want = (size_t)N * CHUNK};
+	assert_true(run_until(sink_read, &k, 10000));
+	assert_false(k.bad);
+	assert_int_equal(k.got, (size_t)N * CHUNK);
+
+	/* Now the client stops reading. */
+	int err = 0, sent = 0;
+	for (; sent < 400 && !err; sent++) {
+		memset(chunk, 'a' + sent % 26, CHUNK);
+		err = tp_send(&to, chunk, CHUNK);
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	assert_int_equal(err, -ENOBUFS);
+	assert_true(run_until(have_closed, &one, 3000));
+	assert_int_equal(S.closed[0], to.conn_id);
+	assert_false(tp_conn_alive(to.conn_id));
+	tp_stats_t st;
+	tp_get_stats(&st);
+	assert_true(st.dropped >= 1);
+	free(chunk);
+	client_close(&c);
+	finish();
+}
+
 static void test_tcp_v6(void **state)
 {
 	(void)state;
@@ -982,6 +1114,8 @@ int main(void)
 		cmocka_unit_test(test_tcp_outbound),
 		cmocka_unit_test(test_tcp_connect_refused),
 		cmocka_unit_test(test_tcp_v6),
+		cmocka_unit_test(test_stop_listening),
+		cmocka_unit_test(test_tcp_write_queue),
 		cmocka_unit_test(test_shutdown_in_callback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

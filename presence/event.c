@@ -1,0 +1,1618 @@
+/* RFC 6665 event framework: SUBSCRIBE (§4.2.1), NOTIFY (§4.2.2), the
+ * subscription dialog (§4.1.2, RFC 3261 §12), expiry, persistence and
+ * the NOTIFY queue with rate control (see event.h).
+ *
+ * Memory holds every live subscription in three indexes:
+ *   dialogs     (Call-ID, our tag, their tag, Event, id) -> subscription,
+ *               for in-dialog SUBSCRIBEs (refresh, unsubscribe; 481);
+ *   resources   resource AOR -> its subscriptions (fan-out of a change);
+ *   watchers    watcher AOR -> its subscriptions (the per-watcher cap).
+ * PostgreSQL holds one row per subscription, written in batches
+ * (pbatch.h); an accepted SUBSCRIBE is answered only after its row
+ * committed.
+ *
+ * NOTIFY queue.  A state change only marks the subscription (want) and
+ * queues it; once per loop turn, just before the loop sleeps (uv_prepare),
+ * every queued subscription gets ONE NOTIFY with the state of that moment,
+ * so n changes in one turn cost one NOTIFY per watcher.  A subscription
+ * whose previous NOTIFY is still outstanding is not sent again: its
+ * completion sends the newest state (coalescing).  With notify_interval_ms
+ * a dialog gets at most one NOTIFY per interval.  Every NOTIFY is its own
+ * client transaction, so a watcher that times out delays nobody else.
+ *
+ * NOTIFY failures: 481 ends the subscription at once (§4.2.2); a timeout
+ * or another non-2xx counts as a failure, and notify_max_failures (3)
+ * consecutive failures end it; a failed NOTIFY makes the next one carry
+ * full state.
+ *
+ * CSeq.  Our CSeq grows by one per NOTIFY for the dialog's whole life.
+ * The row stores a high-water mark reserved ahead in blocks of CSEQ_BLOCK:
+ * when a NOTIFY reaches the mark a new mark is written, and a restart
+ * resumes from the stored mark, above anything sent before.
+ *
+ * Destination of a NOTIFY (RFC 3261 §12.2.1.1, §8.1.2): Request-URI is the
+ * remote target (the SUBSCRIBE's Contact).  The route set is the
+ * SUBSCRIBE's Record-Route in order (RFC 3261 §12.1.1: the UAS keeps the
+ * order; it is the UAC that reverses); with a route set the NOTIFY goes to
+ * the first route's address.  Without one it goes to where the SUBSCRIBE
+ * came from (its UDP source or TCP connection) -- the flow that works
+ * behind NAT; over TCP, when that connection is gone (restart), to the
+ * Contact's address when it is numeric. */
+#include "presence/event.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "presence/pbatch.h"
+#include "server/auth/authn.h"
+#include "server/base/htable.h"
+#include "server/base/log.h"
+#include "server/db/db.h"
+#include "server/registrar/location.h"
+#include "server/router.h"
+#include "server/sip/sipmsg.h"
+
+#define MAX_PACKAGES 16
+#define MAX_OBSERVERS 4
+#define CSEQ_BLOCK 100
+#define AOR_MAX 512
+#define MAX_ROUTE_SET 8192
+
+struct idx;
+
+struct ev_sub {
+	hnode_t dnode; /* dialogs */
+	struct ev_sub *r_prev, *r_next, *w_prev, *w_next;
+	struct idx *r_idx, *w_idx;
+	unsigned refs;
+	const ev_package_t *pkg;
+	char *id, *event_id, *resource, *watcher, *call_id, *local_tag, *remote_tag;
+	char *local_uri, *remote_uri, *contact, *route_set, *dkey;
+	tp_peer_t source;
+	uint32_t cseq, cseq_mark, remote_cseq;
+	int64_t expires_at, created_at;
+	ev_state_t state;
+	ev_auth_t auth;
+	const char *reason;
+	bool live;      /* in the indexes */
+	bool announced; /* observers know it */
+	bool marked;    /* in the next write batch */
+	bool fetch;     /* Expires: 0 initial SUBSCRIBE: never stored */
+	/* NOTIFY machinery */
+	bool queued, want, outstanding, need_full, final_sent, later;
+	struct ev_sub *q_next;
+	unsigned failures;
+	uint64_t last_sent_ms;
+	void *data;
+};
+
+typedef struct idx {
+	hnode_t node;
+	char *key;
+	ev_sub_t *head;
+	unsigned count;
+} idx_t;
+
+static struct {
+	uv_loop_t *loop;
+	ev_options_t o;
+	char *node_name, *advertised_host;
+	const ev_package_t *pkgs[MAX_PACKAGES];
+	int npkgs;
+	struct { ev_watch_cb cb; void *arg; } obs[MAX_OBSERVERS];
+	int nobs;
+	htable_t dialogs, resources, watchers;
+	unsigned long nsubs;
+	pbatch_t batch;
+	uv_prepare_t prepare;
+	uv_timer_t tick, rate;
+	bool rate_armed;
+	ev_sub_t *q_head, **q_tail;
+	ev_sub_t **later;
+	size_t nlater, caplater;
+	size_t sweep_bucket;
+	uint64_t last_purge;
+	bool started, stopping;
+} E;
+
+static const char *const SQL_BATCH =
+	"WITH del AS ("
+	"  DELETE FROM presence_subscriptions WHERE id = ANY($1::text[]) RETURNING 1),"
+	" ins AS ("
+	"  INSERT INTO presence_subscriptions (id, event, event_id, resource, watcher, call_id,"
+	"     local_tag, remote_tag, local_uri, remote_uri, contact, route_set, source, local_cseq,"
+	"     remote_cseq, expires_at, state, node, created_at, updated_at)"
+	"  SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+	"     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],"
+	"     $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::text[], $19::text[],"
+	"     $20::bigint[], $21::bigint[])"
+	"  ON CONFLICT (id) DO UPDATE SET contact = EXCLUDED.contact, route_set = EXCLUDED.route_set,"
+	"     source = EXCLUDED.source,"
+	"     local_cseq = GREATEST(presence_subscriptions.local_cseq, EXCLUDED.local_cseq),"
+	"     remote_cseq = EXCLUDED.remote_cseq, expires_at = EXCLUDED.expires_at,"
+	"     state = EXCLUDED.state, node = EXCLUDED.node, updated_at = EXCLUDED.updated_at"
+	"  RETURNING 1)"
+	" SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM ins)";
+
+#define SUB_COLUMNS                                                                              \
+	"id, event, event_id, resource, watcher, call_id, local_tag, remote_tag, local_uri,"     \
+	" remote_uri, contact, route_set, source, local_cseq, remote_cseq, expires_at, state,"   \
+	" created_at"
+
+static const char *const SQL_LOAD =
+	"SELECT " SUB_COLUMNS " FROM presence_subscriptions WHERE expires_at > $1 ORDER BY created_at";
+static const char *const SQL_PURGE =
+	"DELETE FROM presence_subscriptions WHERE ctid = ANY(ARRAY("
+	"  SELECT ctid FROM presence_subscriptions WHERE expires_at < $1 LIMIT 1000))";
+
+enum {
+	A_DEL, A_ID, A_EVENT, A_EID, A_RES, A_WATCHER, A_CALLID, A_LTAG, A_RTAG, A_LURI, A_RURI,
+	A_CONTACT, A_ROUTE, A_SOURCE, A_LCSEQ, A_RCSEQ, A_EXP, A_STATE, A_NODE, A_CREATED, A_UPDATED,
+	A_COUNT
+};
+
+static int64_t now_s(void) { return (int64_t)time(NULL); }
+
+/* --- pure helpers -------------------------------------------------------- */
+
+int ev_format_substate(ev_state_t st, const char *reason, int64_t expires_in, buf_t *out)
+{
+	if (expires_in < 0)
+		expires_in = 0;
+	switch (st) {
+	case EV_STATE_ACTIVE:
+		buf_printf(out, "active;expires=%" PRId64, expires_in);
+		break;
+	case EV_STATE_PENDING:
+		buf_printf(out, "pending;expires=%" PRId64, expires_in);
+		break;
+	case EV_STATE_TERMINATED:
+		buf_printf(out, "terminated;reason=%s", reason ? reason : "timeout");
+		break;
+	}
+	return out->err;
+}
+
+static bool is_token_char(char c)
+{
+	return isalnum((unsigned char)c) || strchr("-.!%*_+`'~", c) != NULL;
+}
+
+int ev_parse_event(const char *value, char *pkg, size_t pkglen, char *id, size_t idlen)
+{
+	if (!value || pkglen == 0 || idlen == 0)
+		return -EINVAL;
+	const char *p = value;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	size_t n = 0;
+	while (p[n] && is_token_char(p[n]))
+		n++;
+	if (n == 0 || n >= pkglen)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		pkg[i] = (char)tolower((unsigned char)p[i]);
+	pkg[n] = '\0';
+	id[0] = '\0';
+	p += n;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			return 0;
+		if (*p != ';')
+			return -EINVAL;
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		const char *name = p;
+		while (*p && is_token_char(*p))
+			p++;
+		size_t nl = (size_t)(p - name);
+		while (*p == ' ' || *p == '\t')
+			p++;
+		const char *val = NULL;
+		size_t vl = 0;
+		if (*p == '=') {
+			p++;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			val = p;
+			while (*p && is_token_char(*p))
+				p++;
+			vl = (size_t)(p - val);
+		}
+		if (nl == 0)
+			return -EINVAL;
+		if (nl == 2 && strncasecmp(name, "id", 2) == 0) {
+			if (!val || vl == 0 || vl >= idlen)
+				return -EINVAL;
+			memcpy(id, val, vl);
+			id[vl] = '\0';
+		}
+	}
+}
+
+bool ev_accept_allows(const char *accept, const char *mime)
+{
+	const char *slash = strchr(mime, '/');
+	if (!slash)
+		return false;
+	size_t tlen = (size_t)(slash - mime);
+	const char *p = accept;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		const char *start = p;
+		while (*p && *p != ',' && *p != ';' && *p != ' ' && *p != '\t')
+			p++;
+		size_t len = (size_t)(p - start);
+		/* skip parameters up to the next comma */
+		while (*p && *p != ',')
+			p++;
+		const char *s = memchr(start, '/', len);
+		if (!s)
+			continue;
+		size_t t = (size_t)(s - start);
+		size_t sublen = len - t - 1;
+		bool type_ok = (t == 1 && start[0] == '*') || (t == tlen && strncasecmp(start, mime, t) == 0);
+		bool sub_ok = (sublen == 1 && s[1] == '*') ||
+			      (sublen == strlen(slash + 1) && strncasecmp(s + 1, slash + 1, sublen) == 0);
+		if (type_ok && sub_ok)
+			return true;
+	}
+	return false;
+}
+
+const char *ev_auth_name(ev_auth_t a)
+{
+	switch (a) {
+	case EV_AUTH_ALLOW: return "allow";
+	case EV_AUTH_BLOCK: return "block";
+	case EV_AUTH_POLITE: return "polite-block";
+	case EV_AUTH_PENDING: return "pending";
+	}
+	return "?";
+}
+
+/* --- accessors ----------------------------------------------------------- */
+
+const ev_package_t *ev_sub_package(const ev_sub_t *s) { return s->pkg; }
+const char *ev_sub_id(const ev_sub_t *s) { return s->id; }
+const char *ev_sub_resource(const ev_sub_t *s) { return s->resource; }
+const char *ev_sub_watcher(const ev_sub_t *s) { return s->watcher; }
+const char *ev_sub_watcher_uri(const ev_sub_t *s) { return s->watcher; }
+ev_state_t ev_sub_state(const ev_sub_t *s) { return s->state; }
+ev_auth_t ev_sub_auth(const ev_sub_t *s) { return s->auth; }
+const char *ev_sub_reason(const ev_sub_t *s) { return s->reason; }
+uint32_t ev_sub_cseq(const ev_sub_t *s) { return s->cseq; }
+bool ev_sub_full_state(const ev_sub_t *s) { return s->need_full; }
+int64_t ev_sub_created(const ev_sub_t *s) { return s->created_at; }
+int64_t ev_sub_expires_at(const ev_sub_t *s) { return s->expires_at; }
+void *ev_sub_data(const ev_sub_t *s) { return s->data; }
+void ev_sub_set_data(ev_sub_t *s, void *data) { s->data = data; }
+
+/* --- packages and observers ---------------------------------------------- */
+
+int ev_register_package(const ev_package_t *pkg)
+{
+	if (ev_find_package(pkg->name))
+		return -EEXIST;
+	if (E.npkgs >= MAX_PACKAGES)
+		return -ENOSPC;
+	E.pkgs[E.npkgs++] = pkg;
+	router_add_event(pkg->name);
+	for (const char *const *t = pkg->notify_types; t && *t; t++)
+		router_add_accept(*t);
+	return 0;
+}
+
+const ev_package_t *ev_find_package(const char *name)
+{
+	for (int i = 0; i < E.npkgs; i++) {
+		if (strcasecmp(E.pkgs[i]->name, name) == 0)
+			return E.pkgs[i];
+	}
+	return NULL;
+}
+
+int ev_on_subscription(ev_watch_cb cb, void *arg)
+{
+	if (E.nobs >= MAX_OBSERVERS)
+		return -ENOSPC;
+	E.obs[E.nobs].cb = cb;
+	E.obs[E.nobs].arg = arg;
+	E.nobs++;
+	return 0;
+}
+
+static void announce(ev_sub_t *s, const char *event)
+{
+	if (!s->announced || s->fetch)
+		return;
+	for (int i = 0; i < E.nobs; i++)
+		E.obs[i].cb(E.obs[i].arg, s, event);
+}
+
+/* --- subscription objects ------------------------------------------------ */
+
+static void sub_ref(ev_sub_t *s) { s->refs++; }
+
+static void sub_unref(ev_sub_t *s)
+{
+	if (!s || --s->refs > 0)
+		return;
+	if (s->pkg && s->pkg->sub_free && s->data)
+		s->pkg->sub_free(s, s->data);
+	free(s->id);
+	free(s->event_id);
+	free(s->resource);
+	free(s->watcher);
+	free(s->call_id);
+	free(s->local_tag);
+	free(s->remote_tag);
+	free(s->local_uri);
+	free(s->remote_uri);
+	free(s->contact);
+	free(s->route_set);
+	free(s->dkey);
+	free(s);
+}
+
+static char *dialog_key(const char *call_id, const char *ltag, const char *rtag, const char *event,
+			const char *eid)
+{
+	buf_t b;
+	buf_init(&b, 0);
+	buf_printf(&b, "%s\n%s\n%s\n%s\n%s", call_id, ltag, rtag, event, eid);
+	if (b.err) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b, NULL);
+}
+
+static bool dlg_eq(const hnode_t *n, const void *key)
+{
+	return strcmp(container_of(n, ev_sub_t, dnode)->dkey, key) == 0;
+}
+
+static bool idx_eq(const hnode_t *n, const void *key)
+{
+	return strcmp(container_of(n, idx_t, node)->key, key) == 0;
+}
+
+static idx_t *idx_get(htable_t *t, const char *key, bool create)
+{
+	hnode_t *n = htable_find(t, hash_str(key), idx_eq, key);
+	if (n)
+		return container_of(n, idx_t, node);
+	if (!create)
+		return NULL;
+	idx_t *x = calloc(1, sizeof *x);
+	if (!x || !(x->key = strdup(key))) {
+		free(x);
+		return NULL;
+	}
+	htable_insert(t, &x->node, hash_str(key));
+	return x;
+}
+
+static void idx_drop_if_empty(htable_t *t, idx_t *x)
+{
+	if (x->head)
+		return;
+	htable_remove(t, &x->node);
+	free(x->key);
+	free(x);
+}
+
+static int sub_link(ev_sub_t *s)
+{
+	idx_t *r = idx_get(&E.resources, s->resource, true);
+	idx_t *w = r ? idx_get(&E.watchers, s->watcher, true) : NULL;
+	if (!r || !w) {
+		if (r)
+			idx_drop_if_empty(&E.resources, r);
+		return -ENOMEM;
+	}
+	s->r_idx = r;
+	s->r_next = r->head;
+	if (r->head)
+		r->head->r_prev = s;
+	r->head = s;
+	r->count++;
+	s->w_idx = w;
+	s->w_next = w->head;
+	if (w->head)
+		w->head->w_prev = s;
+	w->head = s;
+	w->count++;
+	htable_insert(&E.dialogs, &s->dnode, hash_str(s->dkey));
+	s->live = true;
+	sub_ref(s); /* the indexes' reference */
+	E.nsubs++;
+	return 0;
+}
+
+static void sub_unlink(ev_sub_t *s)
+{
+	if (!s->live)
+		return;
+	s->live = false;
+	idx_t *r = s->r_idx, *w = s->w_idx;
+	if (s->r_prev)
+		s->r_prev->r_next = s->r_next;
+	else
+		r->head = s->r_next;
+	if (s->r_next)
+		s->r_next->r_prev = s->r_prev;
+	r->count--;
+	idx_drop_if_empty(&E.resources, r);
+	if (s->w_prev)
+		s->w_prev->w_next = s->w_next;
+	else
+		w->head = s->w_next;
+	if (s->w_next)
+		s->w_next->w_prev = s->w_prev;
+	w->count--;
+	idx_drop_if_empty(&E.watchers, w);
+	s->r_prev = s->r_next = s->w_prev = s->w_next = NULL;
+	s->r_idx = s->w_idx = NULL;
+	htable_remove(&E.dialogs, &s->dnode);
+	E.nsubs--;
+	sub_unref(s);
+}
+
+/* --- persistence --------------------------------------------------------- */
+
+static void row_taken(void *item) { ((ev_sub_t *)item)->marked = false; }
+static void row_done(void *item, int err)
+{
+	(void)err;
+	sub_unref(item);
+}
+
+static void row_add(void *item, buf_t *a, int64_t now)
+{
+	ev_sub_t *s = item;
+	if (s->state == EV_STATE_TERMINATED || s->fetch || s->expires_at <= now) {
+		db_array_add(&a[A_DEL], s->id);
+		return;
+	}
+	char num[32], src[96];
+	db_array_add(&a[A_ID], s->id);
+	db_array_add(&a[A_EVENT], s->pkg->name);
+	db_array_add(&a[A_EID], s->event_id);
+	db_array_add(&a[A_RES], s->resource);
+	db_array_add(&a[A_WATCHER], s->watcher);
+	db_array_add(&a[A_CALLID], s->call_id);
+	db_array_add(&a[A_LTAG], s->local_tag);
+	db_array_add(&a[A_RTAG], s->remote_tag);
+	db_array_add(&a[A_LURI], s->local_uri);
+	db_array_add(&a[A_RURI], s->remote_uri);
+	db_array_add(&a[A_CONTACT], s->contact);
+	db_array_add(&a[A_ROUTE], s->route_set);
+	if (loc_source_format(&s->source, src, sizeof src) != 0)
+		snprintf(src, sizeof src, "udp:0.0.0.0:5060");
+	db_array_add(&a[A_SOURCE], src);
+	snprintf(num, sizeof num, "%u", s->cseq_mark);
+	db_array_add(&a[A_LCSEQ], num);
+	snprintf(num, sizeof num, "%u", s->remote_cseq);
+	db_array_add(&a[A_RCSEQ], num);
+	snprintf(num, sizeof num, "%" PRId64, s->expires_at);
+	db_array_add(&a[A_EXP], num);
+	db_array_add(&a[A_STATE], s->state == EV_STATE_PENDING ? "pending" : "active");
+	db_array_add(&a[A_NODE], E.node_name);
+	snprintf(num, sizeof num, "%" PRId64, s->created_at);
+	db_array_add(&a[A_CREATED], num);
+	snprintf(num, sizeof num, "%" PRId64, now);
+	db_array_add(&a[A_UPDATED], num);
+}
+
+static const pb_ops_t ROW_OPS = {
+	.stmt = "ev_batch", .narrays = A_COUNT, .taken = row_taken, .add_row = row_add, .done = row_done,
+};
+
+static void mark_dirty(ev_sub_t *s)
+{
+	if (s->marked || s->fetch)
+		return;
+	sub_ref(s);
+	if (pb_mark(&E.batch, s) != 0) {
+		sub_unref(s);
+		return;
+	}
+	s->marked = true;
+}
+
+/* --- NOTIFY queue -------------------------------------------------------- */
+
+static void flush_notifies(void);
+
+void ev_sub_schedule(ev_sub_t *s)
+{
+	if (s->final_sent || E.stopping)
+		return;
+	s->want = true;
+	if (s->queued || s->later)
+		return;
+	s->queued = true;
+	sub_ref(s);
+	s->q_next = NULL;
+	*E.q_tail = s;
+	E.q_tail = &s->q_next;
+}
+
+static void host_of_listener(const tp_peer_t *src, char *host, size_t hostlen, uint16_t *port,
+			     const char **transport)
+{
+	struct sockaddr_storage sa;
+	tp_proto_t proto = src->proto;
+	char ip[64] = "127.0.0.1";
+	*port = 5060;
+	int l = src->listener;
+	if (l < 0) {
+		/* A subscription reloaded after a restart: the first listener
+		 * of the same transport and address family. */
+		for (int i = 0; i < tp_listener_count(); i++) {
+			if (tp_listener_addr(i, &proto, &sa) == 0 && proto == src->proto &&
+			    sa.ss_family == src->addr.ss_family) {
+				l = i;
+				break;
+			}
+		}
+	}
+	if (l >= 0 && tp_listener_addr(l, &proto, &sa) == 0)
+		tp_addr_to_str(&sa, ip, sizeof ip, port);
+	*transport = src->proto == TP_TCP ? "TCP" : "UDP";
+	if (E.advertised_host && *E.advertised_host)
+		snprintf(host, hostlen, "%s", E.advertised_host);
+	else if (strchr(ip, ':'))
+		snprintf(host, hostlen, "[%s]", ip);
+	else
+		snprintf(host, hostlen, "%s", ip);
+}
+
+static void local_contact(const tp_peer_t *src, buf_t *out)
+{
+	char host[96];
+	uint16_t port;
+	const char *tr;
+	host_of_listener(src, host, sizeof host, &port, &tr);
+	buf_printf(out, "<sip:%s:%u%s>", host, port, src->proto == TP_TCP ? ";transport=tcp" : "");
+}
+
+/* Numeric host + port of a URI into dst->addr. */
+static int uri_addr(const char *uri_str, tp_peer_t *dst)
+{
+	osip_uri_t *u = NULL;
+	int err = -EINVAL;
+	if (osip_uri_init(&u) != 0)
+		return -ENOMEM;
+	if (osip_uri_parse(u, uri_str) == 0 && u->host) {
+		char host[64];
+		snprintf(host, sizeof host, "%s", u->host);
+		size_t n = strlen(host);
+		if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+			memmove(host, host + 1, n - 2);
+			host[n - 2] = '\0';
+		}
+		unsigned long port = u->port ? strtoul(u->port, NULL, 10) : 5060;
+		if (port == 0 || port > 65535)
+			port = 5060;
+		osip_uri_param_t *tp = NULL;
+		osip_uri_uparam_get_byname(u, "transport", &tp);
+		if (tp_addr_from_str(host, (uint16_t)port, &dst->addr) == 0) {
+			if (tp && tp->gvalue)
+				dst->proto = strcasecmp(tp->gvalue, "tcp") == 0 ? TP_TCP : TP_UDP;
+			err = 0;
+		}
+	}
+	osip_uri_free(u);
+	return err;
+}
+
+static void notify_dest(const ev_sub_t *s, tp_peer_t *dst)
+{
+	*dst = s->source;
+	if (s->route_set) {
+		/* First route: "<sip:host;lr>, <...>" */
+		const char *lt = strchr(s->route_set, '<');
+		const char *gt = lt ? strchr(lt, '>') : NULL;
+		if (lt && gt && gt - lt - 1 < 1024) {
+			char uri[1024];
+			memcpy(uri, lt + 1, (size_t)(gt - lt - 1));
+			uri[gt - lt - 1] = '\0';
+			tp_peer_t d = s->source;
+			if (uri_addr(uri, &d) == 0) {
+				d.conn_id = 0;
+				if (d.proto != s->source.proto)
+					d.listener = -1;
+				*dst = d;
+			}
+		}
+		return;
+	}
+	if (dst->proto == TP_TCP && dst->conn_id && !tp_conn_alive(dst->conn_id)) {
+		tp_peer_t d = s->source;
+		d.conn_id = 0;
+		if (uri_addr(s->contact, &d) == 0 && d.proto == TP_TCP)
+			*dst = d;
+	}
+}
+
+typedef struct notify_ctx {
+	ev_sub_t *s;
+	bool final;
+} notify_ctx_t;
+
+static void sub_terminate(ev_sub_t *s, const char *reason, bool notify);
+
+static void notify_done(void *arg, const sipmsg_t *resp, int code, bool final)
+{
+	(void)resp;
+	if (!final)
+		return;
+	notify_ctx_t *c = arg;
+	ev_sub_t *s = c->s;
+	s->outstanding = false;
+	if (!E.stopping) {
+		if (code >= 200 && code < 300) {
+			s->failures = 0;
+		} else if (code == 481) {
+			LOGI("event", "NOTIFY to %s for %s answered 481: subscription removed", s->watcher,
+			     s->resource);
+			s->final_sent = true;
+			sub_terminate(s, "timeout", false);
+		} else {
+			s->failures++;
+			s->need_full = true;
+			LOGI("event", "NOTIFY to %s for %s failed with %d (%u in a row)", s->watcher,
+			     s->resource, code, s->failures);
+			if (s->failures >= E.o.notify_max_failures && !c->final) {
+				s->final_sent = true;
+				sub_terminate(s, "timeout", false);
+			}
+		}
+		if (s->want && !s->final_sent)
+			ev_sub_schedule(s);
+	}
+	sub_unref(s);
+	free(c);
+}
+
+static uint32_t next_cseq(ev_sub_t *s)
+{
+	s->cseq++;
+	if (s->cseq >= s->cseq_mark) {
+		s->cseq_mark = s->cseq + CSEQ_BLOCK;
+		if (s->state != EV_STATE_TERMINATED)
+			mark_dirty(s);
+	}
+	return s->cseq;
+}
+
+static bool body_allowed(const ev_sub_t *s)
+{
+	if (s->auth == EV_AUTH_PENDING || s->auth == EV_AUTH_BLOCK)
+		return false;
+	if (s->state == EV_STATE_ACTIVE)
+		return true;
+	if (s->state == EV_STATE_TERMINATED)
+		return !s->reason || strcmp(s->reason, "timeout") == 0;
+	return false;
+}
+
+static int send_notify(ev_sub_t *s)
+{
+	tp_peer_t dst;
+	notify_dest(s, &dst);
+	char branch[48], host[96];
+	uint16_t port;
+	const char *tr;
+	txn_new_branch(branch, sizeof branch);
+	host_of_listener(&s->source, host, sizeof host, &port, &tr);
+	if (dst.proto != s->source.proto)
+		tr = dst.proto == TP_TCP ? "TCP" : "UDP";
+	uint32_t cseq = next_cseq(s);
+	bool final = s->state == EV_STATE_TERMINATED;
+
+	buf_t body, msg;
+	buf_init(&body, 0);
+	buf_init(&msg, 0);
+	const char *ctype = NULL;
+	if (body_allowed(s) && s->pkg->body_for) {
+		if (s->pkg->body_for(s, &body, &ctype) != 0 || body.err)
+			buf_reset(&body);
+	}
+	s->need_full = false;
+
+	buf_printf(&msg, "NOTIFY %s SIP/2.0\r\n", s->contact);
+	buf_printf(&msg, "Via: SIP/2.0/%s %s:%u;branch=%s;rport\r\n", tr, host, port, branch);
+	buf_puts(&msg, "Max-Forwards: 70\r\n");
+	if (s->route_set)
+		buf_printf(&msg, "Route: %s\r\n", s->route_set);
+	buf_printf(&msg, "From: <%s>;tag=%s\r\n", s->local_uri, s->local_tag);
+	buf_printf(&msg, "To: <%s>;tag=%s\r\n", s->remote_uri, s->remote_tag);
+	buf_printf(&msg, "Call-ID: %s\r\n", s->call_id);
+	buf_printf(&msg, "CSeq: %u NOTIFY\r\n", cseq);
+	buf_puts(&msg, "Contact: ");
+	local_contact(&s->source, &msg);
+	buf_puts(&msg, "\r\n");
+	buf_printf(&msg, "Event: %s%s%s\r\n", s->pkg->name, s->event_id[0] ? ";id=" : "", s->event_id);
+	buf_puts(&msg, "Subscription-State: ");
+	ev_format_substate(s->state, s->reason, s->expires_at - now_s(), &msg);
+	buf_puts(&msg, "\r\n");
+	buf_puts(&msg, "User-Agent: " SIP_SERVER_NAME "\r\n");
+	if (body.len && ctype) {
+		buf_printf(&msg, "Content-Type: %s\r\n", ctype);
+		buf_printf(&msg, "Content-Length: %zu\r\n\r\n", body.len);
+		buf_append(&msg, body.data, body.len);
+	} else {
+		buf_puts(&msg, "Content-Length: 0\r\n\r\n");
+	}
+	int err = msg.err;
+	notify_ctx_t *c = NULL;
+	if (!err) {
+		c = calloc(1, sizeof *c);
+		if (!c)
+			err = -ENOMEM;
+	}
+	if (!err) {
+		c->s = s;
+		c->final = final;
+		sub_ref(s);
+		err = txn_client_start(&dst, branch, "NOTIFY", msg.data, msg.len, notify_done, c);
+		if (err) {
+			sub_unref(s);
+			free(c);
+		}
+	}
+	if (!err) {
+		s->outstanding = true;
+		s->last_sent_ms = uv_now(E.loop);
+		if (final)
+			s->final_sent = true;
+		LOGD("event", "NOTIFY %u to %s for %s (%s)", cseq, s->watcher, s->resource,
+		     s->state == EV_STATE_ACTIVE ? "active" : s->state == EV_STATE_PENDING ? "pending"
+											: "terminated");
+	} else {
+		LOGI("event", "cannot send NOTIFY to %s for %s: %s", s->watcher, s->resource,
+		     strerror(-err));
+		s->need_full = true;
+		if (final)
+			s->final_sent = true; /* nothing else can be done for it */
+	}
+	buf_free(&body);
+	buf_free(&msg);
+	return err;
+}
+
+static void rate_fire(uv_timer_t *h)
+{
+	(void)h;
+	E.rate_armed = false;
+	ev_sub_t **later = E.later;
+	size_t n = E.nlater;
+	E.later = NULL;
+	E.nlater = E.caplater = 0;
+	for (size_t i = 0; i < n; i++) {
+		ev_sub_t *s = later[i];
+		s->later = false;
+		if (s->want && !s->final_sent)
+			ev_sub_schedule(s);
+		sub_unref(s);
+	}
+	free(later);
+	flush_notifies();
+}
+
+static void defer(ev_sub_t *s, uint64_t wait_ms)
+{
+	if (E.nlater == E.caplater) {
+		size_t cap = E.caplater ? E.caplater * 2 : 32;
+		ev_sub_t **p = realloc(E.later, cap * sizeof *p);
+		if (!p) {
+			send_notify(s);
+			return;
+		}
+		E.later = p;
+		E.caplater = cap;
+	}
+	sub_ref(s);
+	s->later = true;
+	E.later[E.nlater++] = s;
+	if (!E.rate_armed) {
+		E.rate_armed = true;
+		uv_timer_start(&E.rate, rate_fire, wait_ms ? wait_ms : 1, 0);
+	}
+}
+
+static void flush_notifies(void)
+{
+	ev_sub_t *s = E.q_head;
+	E.q_head = NULL;
+	E.q_tail = &E.q_head;
+	uint64_t now = uv_now(E.loop);
+	while (s) {
+		ev_sub_t *next = s->q_next;
+		s->queued = false;
+		s->q_next = NULL;
+		if (s->want && !s->outstanding && !s->final_sent && !E.stopping) {
+			uint64_t gap = E.o.notify_interval_ms;
+			if (gap && s->last_sent_ms && now - s->last_sent_ms < gap &&
+			    s->state != EV_STATE_TERMINATED) {
+				defer(s, gap - (now - s->last_sent_ms));
+			} else {
+				s->want = false;
+				send_notify(s);
+			}
+		}
+		sub_unref(s);
+		s = next;
+	}
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+	(void)h;
+	flush_notifies();
+	pb_flush(&E.batch);
+}
+
+/* --- life cycle of a subscription ----------------------------------------- */
+
+static void sub_terminate(ev_sub_t *s, const char *reason, bool notify)
+{
+	if (s->state == EV_STATE_TERMINATED)
+		return;
+	sub_ref(s);
+	s->state = EV_STATE_TERMINATED;
+	s->reason = reason;
+	mark_dirty(s);
+	announce(s, reason ? reason : "timeout");
+	sub_unlink(s);
+	if (notify)
+		ev_sub_schedule(s);
+	sub_unref(s);
+}
+
+void ev_foreach(const char *pkg_name, const char *resource, void (*fn)(ev_sub_t *sub, void *arg),
+		void *arg)
+{
+	idx_t *r = idx_get(&E.resources, resource, false);
+	for (ev_sub_t *s = r ? r->head : NULL; s;) {
+		ev_sub_t *next = s->r_next;
+		if (!pkg_name || strcasecmp(s->pkg->name, pkg_name) == 0)
+			fn(s, arg);
+		s = next;
+	}
+}
+
+/* Subscriptions of a resource, referenced, so callbacks may unlink them. */
+static ev_sub_t **collect(const char *resource, size_t *n)
+{
+	idx_t *r = idx_get(&E.resources, resource, false);
+	*n = 0;
+	if (!r || !r->count)
+		return NULL;
+	ev_sub_t **v = calloc(r->count, sizeof *v);
+	if (!v)
+		return NULL;
+	for (ev_sub_t *s = r->head; s; s = s->r_next) {
+		sub_ref(s);
+		v[(*n)++] = s;
+	}
+	return v;
+}
+
+void ev_resource_changed(const ev_package_t *pkg, const char *resource)
+{
+	if (pkg->changed)
+		pkg->changed(resource);
+	idx_t *r = idx_get(&E.resources, resource, false);
+	for (ev_sub_t *s = r ? r->head : NULL; s; s = s->r_next) {
+		if (s->pkg == pkg && s->state == EV_STATE_ACTIVE)
+			ev_sub_schedule(s);
+	}
+}
+
+void ev_reauthorize(const char *resource)
+{
+	size_t n;
+	ev_sub_t **v = collect(resource, &n);
+	for (size_t i = 0; i < n; i++) {
+		ev_sub_t *s = v[i];
+		if (s->live && s->pkg->authorize && strcmp(s->watcher, s->resource) != 0) {
+			ev_auth_t na = s->pkg->authorize(s->watcher, s->resource);
+			if (na != s->auth) {
+				LOGI("event", "%s -> %s (%s): %s -> %s", s->watcher, s->resource, s->pkg->name,
+				     ev_auth_name(s->auth), ev_auth_name(na));
+				ev_state_t old = s->state;
+				s->auth = na;
+				if (na == EV_AUTH_BLOCK) {
+					sub_terminate(s, "rejected", true);
+				} else {
+					s->state = na == EV_AUTH_PENDING ? EV_STATE_PENDING : EV_STATE_ACTIVE;
+					s->need_full = true;
+					mark_dirty(s);
+					if (old != s->state)
+						announce(s, s->state == EV_STATE_ACTIVE ? "approved" : "subscribe");
+					ev_sub_schedule(s);
+				}
+			}
+		}
+		sub_unref(s);
+	}
+	free(v);
+}
+
+/* --- SUBSCRIBE ------------------------------------------------------------ */
+
+typedef struct sreq {
+	txn_t *t;
+	const ev_package_t *pkg;
+	char event_id[128];
+	uint32_t expires;
+	ev_sub_t *sub;
+	bool unsubscribe;
+} sreq_t;
+
+static void sreq_free(sreq_t *r)
+{
+	txn_unref(r->t);
+	sub_unref(r->sub);
+	free(r);
+}
+
+static void reply_503(txn_t *t, const char *why)
+{
+	char extra[64];
+	snprintf(extra, sizeof extra, "Retry-After: %u\r\n", E.o.retry_after);
+	txn_reply(t, 503, why, extra, NULL, NULL, 0);
+}
+
+static void reply_ok(sreq_t *r, uint32_t expires)
+{
+	buf_t extra;
+	buf_init(&extra, 0);
+	buf_printf(&extra, "Expires: %u\r\nContact: ", expires);
+	local_contact(&txn_request(r->t)->src, &extra);
+	buf_printf(&extra, "\r\n");
+	if (extra.err)
+		txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
+	else
+		txn_reply(r->t, 200, NULL, buf_cstr(&extra), NULL, NULL, 0);
+	buf_free(&extra);
+}
+
+static char *uri_string(osip_uri_t *u)
+{
+	char *s = NULL;
+	if (!u || osip_uri_to_str(u, &s) != 0 || !s)
+		return NULL;
+	char *copy = strdup(s);
+	osip_free(s);
+	return copy;
+}
+
+static char *route_set_of(const sipmsg_t *req)
+{
+	buf_t b;
+	buf_init(&b, MAX_ROUTE_SET);
+	int n = osip_list_size(&req->m->record_routes);
+	for (int i = 0; i < n; i++) {
+		osip_record_route_t *rr = osip_list_get(&req->m->record_routes, i);
+		char *s = NULL;
+		if (!rr || osip_record_route_to_str(rr, &s) != 0 || !s)
+			continue;
+		if (b.len)
+			buf_puts(&b, ", ");
+		buf_puts(&b, s);
+		osip_free(s);
+	}
+	if (!b.len || b.err) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b, NULL);
+}
+
+static void initial_committed(void *arg, int err)
+{
+	sreq_t *r = arg;
+	ev_sub_t *s = r->sub;
+	if (err) {
+		reply_503(r->t, "Service Unavailable - Database Unavailable");
+		s->final_sent = true;
+		sub_terminate(s, "deactivated", false);
+	} else if (s->state == EV_STATE_TERMINATED) {
+		/* Ended (rules) while its row was written: say so. */
+		reply_ok(r, 0);
+		ev_sub_schedule(s);
+	} else {
+		reply_ok(r, (uint32_t)(s->expires_at - now_s() > 0 ? s->expires_at - now_s() : 0));
+		s->announced = true;
+		announce(s, "subscribe");
+		s->need_full = true;
+		ev_sub_schedule(s);
+	}
+	sreq_free(r);
+}
+
+static void refresh_committed(void *arg, int err)
+{
+	sreq_t *r = arg;
+	ev_sub_t *s = r->sub;
+	if (err) {
+		reply_503(r->t, "Service Unavailable - Database Unavailable");
+	} else if (r->unsubscribe || s->state == EV_STATE_TERMINATED) {
+		reply_ok(r, 0);
+	} else {
+		reply_ok(r, (uint32_t)(s->expires_at - now_s() > 0 ? s->expires_at - now_s() : 0));
+	}
+	/* RFC 6665 §4.2.1.2: a refresh (and an unsubscribe) triggers a
+	 * NOTIFY with the current state. */
+	s->need_full = true;
+	ev_sub_schedule(s);
+	sreq_free(r);
+}
+
+static ev_sub_t *find_dialog(const sipmsg_t *req, const char *event, const char *eid)
+{
+	const char *ltag = sipmsg_to_tag(req), *rtag = sipmsg_from_tag(req);
+	const char *cid = sipmsg_call_id(req);
+	if (!ltag || !rtag || !cid)
+		return NULL;
+	char *key = dialog_key(cid, ltag, rtag, event, eid);
+	if (!key)
+		return NULL;
+	hnode_t *n = htable_find(&E.dialogs, hash_str(key), dlg_eq, key);
+	free(key);
+	return n ? container_of(n, ev_sub_t, dnode) : NULL;
+}
+
+static void process_in_dialog(sreq_t *r, const char *watcher)
+{
+	sipmsg_t *req = txn_request(r->t);
+	ev_sub_t *s = find_dialog(req, r->pkg->name, r->event_id);
+	if (!s) {
+		txn_reply(r->t, 481, "Subscription Does Not Exist", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	if (strcmp(s->watcher, watcher) != 0) {
+		txn_reply(r->t, 403, "Forbidden - Not The Subscriber", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	if (req->cseq <= s->remote_cseq) {
+		/* RFC 3261 §12.2.2 */
+		txn_reply(r->t, 500, "Server Internal Error - CSeq Out Of Order", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	if (pb_overloaded(&E.batch)) {
+		reply_503(r->t, "Service Unavailable - Too Many Pending Writes");
+		goto out;
+	}
+	s->remote_cseq = req->cseq;
+	osip_contact_t *ct = osip_list_get(&req->m->contacts, 0);
+	if (ct && ct->url) {
+		char *c = uri_string(ct->url);
+		if (c && strlen(c) <= 1024) {
+			free(s->contact);
+			s->contact = c;
+		} else {
+			free(c);
+		}
+	}
+	s->source = req->src;
+	sub_ref(s);
+	r->sub = s;
+	if (r->expires == 0) {
+		r->unsubscribe = true;
+		sub_terminate(s, "timeout", false);
+	} else {
+		s->expires_at = now_s() + r->expires;
+		mark_dirty(s);
+	}
+	if (pb_commit(&E.batch, refresh_committed, r) != 0) {
+		reply_503(r->t, "Service Unavailable - Out Of Memory");
+		goto out;
+	}
+	return;
+out:
+	sreq_free(r);
+}
+
+static void process_initial(sreq_t *r, const char *watcher)
+{
+	sipmsg_t *req = txn_request(r->t);
+	osip_message_t *m = req->m;
+	char resource[AOR_MAX];
+	ev_sub_t *s = NULL;
+	if (!m->req_uri || !m->req_uri->host || !E.o.is_local_domain(m->req_uri->host) ||
+	    sip_uri_aor(m->req_uri, resource, sizeof resource) != 0) {
+		txn_reply(r->t, 404, "Not Found - Resource Not Served Here", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	bool self = strcmp(watcher, resource) == 0;
+	if (r->pkg->self_only && !self) {
+		LOGI("event", "%s may not subscribe to %s of %s", watcher, r->pkg->name, resource);
+		txn_reply(r->t, 403, "Forbidden - Only The Resource May Subscribe", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	ev_auth_t auth = EV_AUTH_ALLOW;
+	if (!self && r->pkg->authorize)
+		auth = r->pkg->authorize(watcher, resource);
+	if (auth == EV_AUTH_BLOCK) {
+		LOGI("event", "%s blocked from %s (%s)", watcher, resource, r->pkg->name);
+		txn_reply(r->t, 403, "Forbidden - Subscription Rejected", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	idx_t *w = idx_get(&E.watchers, watcher, false);
+	if (r->expires && E.o.max_subs_per_watcher && w && w->count >= E.o.max_subs_per_watcher) {
+		txn_reply(r->t, 403, "Forbidden - Too Many Subscriptions", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	if (r->expires && pb_overloaded(&E.batch)) {
+		reply_503(r->t, "Service Unavailable - Too Many Pending Writes");
+		goto out;
+	}
+	osip_contact_t *ct = osip_list_get(&m->contacts, 0);
+	s = calloc(1, sizeof *s);
+	if (!s) {
+		txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	s->refs = 1;
+	s->pkg = r->pkg;
+	char id[25];
+	sip_random_token(id, sizeof id);
+	s->id = strdup(id);
+	s->event_id = strdup(r->event_id);
+	s->resource = strdup(resource);
+	s->watcher = strdup(watcher);
+	s->call_id = strdup(sipmsg_call_id(req));
+	s->local_tag = strdup(txn_to_tag(r->t));
+	s->remote_tag = strdup(sipmsg_from_tag(req));
+	s->local_uri = uri_string(m->to->url);
+	s->remote_uri = uri_string(m->from->url);
+	s->contact = uri_string(ct->url);
+	s->route_set = route_set_of(req);
+	s->source = req->src;
+	s->cseq = 0;
+	s->cseq_mark = CSEQ_BLOCK;
+	s->remote_cseq = req->cseq;
+	s->created_at = now_s();
+	s->expires_at = s->created_at + r->expires;
+	s->auth = auth;
+	s->state = auth == EV_AUTH_PENDING ? EV_STATE_PENDING : EV_STATE_ACTIVE;
+	s->need_full = true;
+	if (!s->id || !s->event_id || !s->resource || !s->watcher || !s->call_id || !s->local_tag ||
+	    !s->remote_tag || !s->local_uri || !s->remote_uri || !s->contact) {
+		txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	if (strlen(s->contact) > 1024) {
+		txn_reply(r->t, 400, "Bad Request - Contact URI Too Long", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	s->dkey = dialog_key(s->call_id, s->local_tag, s->remote_tag, s->pkg->name, s->event_id);
+	if (!s->dkey) {
+		txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	if (r->expires == 0) {
+		/* A fetch (RFC 6665 §4.4.3): one NOTIFY with the current
+		 * state, terminated; nothing is stored. */
+		s->fetch = true;
+		s->state = EV_STATE_TERMINATED;
+		s->reason = "timeout";
+		reply_ok(r, 0);
+		ev_sub_schedule(s);
+		goto out;
+	}
+	if (sub_link(s) != 0) {
+		txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
+		goto out;
+	}
+	mark_dirty(s);
+	LOGD("event", "new %s subscription %s: %s -> %s (%s, %u s)", s->pkg->name, s->id, watcher,
+	     resource, ev_auth_name(auth), r->expires);
+	r->sub = s;
+	s = NULL;
+	if (pb_commit(&E.batch, initial_committed, r) != 0) {
+		reply_503(r->t, "Service Unavailable - Out Of Memory");
+		sub_terminate(r->sub, "deactivated", false);
+		goto out;
+	}
+	return;
+out:
+	sub_unref(s);
+	sreq_free(r);
+}
+
+static void process(sreq_t *r, const char *auth_user)
+{
+	sipmsg_t *req = txn_request(r->t);
+	char watcher[AOR_MAX];
+	if (sip_uri_aor(req->m->from->url, watcher, sizeof watcher) != 0) {
+		txn_reply(r->t, 400, "Bad Request - Invalid From URI", NULL, NULL, NULL, 0);
+		sreq_free(r);
+		return;
+	}
+	if (auth_user && *auth_user &&
+	    (!req->m->from->url->username || strcmp(auth_user, req->m->from->url->username) != 0)) {
+		LOGI("event", "%s may not subscribe as %s", auth_user, watcher);
+		txn_reply(r->t, 403, "Forbidden - Credentials Do Not Match From", NULL, NULL, NULL, 0);
+		sreq_free(r);
+		return;
+	}
+	if (sipmsg_to_tag(req))
+		process_in_dialog(r, watcher);
+	else
+		process_initial(r, watcher);
+}
+
+static void auth_done(void *arg, authn_result_t result, const char *user)
+{
+	sreq_t *r = arg;
+	if (result != AUTHN_OK || txn_answered(r->t)) {
+		sreq_free(r);
+		return;
+	}
+	process(r, user ? user : "");
+}
+
+/* Whether some type of pkg is acceptable per the Accept headers. */
+static bool accept_ok(const sipmsg_t *req, const ev_package_t *pkg)
+{
+	int n = osip_list_size(&req->m->accepts);
+	if (n <= 0)
+		return true; /* no Accept: the package default (RFC 6665 §7.2) */
+	buf_t list;
+	buf_init(&list, 8192);
+	for (int i = 0; i < n; i++) {
+		osip_accept_t *a = osip_list_get(&req->m->accepts, i);
+		if (a && a->type && a->subtype)
+			buf_printf(&list, "%s%s/%s", list.len ? ", " : "", a->type, a->subtype);
+	}
+	bool ok = false;
+	if (!list.len) {
+		ok = true; /* "Accept:" with nothing we could parse: be lenient */
+	} else {
+		for (const char *const *t = pkg->notify_types; t && *t && !ok; t++)
+			ok = ev_accept_allows(buf_cstr(&list), *t);
+	}
+	buf_free(&list);
+	return ok;
+}
+
+void ev_handle_subscribe(txn_t *t, sipmsg_t *req)
+{
+	char pkgname[64], eid[128];
+	const char *ev = sipmsg_header(req, "event", "o");
+	if (!ev) {
+		char extra[600];
+		snprintf(extra, sizeof extra, "Allow-Events: %s\r\n", router_allow_events());
+		txn_reply(t, 489, "Bad Event - Missing Event Header", extra, NULL, NULL, 0);
+		return;
+	}
+	if (ev_parse_event(ev, pkgname, sizeof pkgname, eid, sizeof eid) != 0) {
+		txn_reply(t, 400, "Bad Request - Malformed Event", NULL, NULL, NULL, 0);
+		return;
+	}
+	const ev_package_t *pkg = ev_find_package(pkgname);
+	if (!pkg) {
+		char extra[600];
+		snprintf(extra, sizeof extra, "Allow-Events: %s\r\n", router_allow_events());
+		txn_reply(t, 489, NULL, extra, NULL, NULL, 0);
+		return;
+	}
+	if (!sipmsg_from_tag(req)) {
+		txn_reply(t, 400, "Bad Request - Missing From Tag", NULL, NULL, NULL, 0);
+		return;
+	}
+	bool in_dialog = sipmsg_to_tag(req) != NULL;
+	if (!in_dialog) {
+		osip_contact_t *ct = osip_list_get(&req->m->contacts, 0);
+		if (!ct || !ct->url) {
+			txn_reply(t, 400, "Bad Request - Missing Contact", NULL, NULL, NULL, 0);
+			return;
+		}
+	}
+	if (!accept_ok(req, pkg)) {
+		buf_t extra;
+		buf_init(&extra, 0);
+		buf_puts(&extra, "Accept: ");
+		for (const char *const *ty = pkg->notify_types; ty && *ty; ty++)
+			buf_printf(&extra, "%s%s", ty == pkg->notify_types ? "" : ", ", *ty);
+		buf_puts(&extra, "\r\n");
+		txn_reply(t, 406, NULL, extra.err ? NULL : buf_cstr(&extra), NULL, NULL, 0);
+		buf_free(&extra);
+		return;
+	}
+	uint32_t expires = pkg->default_expires ? pkg->default_expires : 3600;
+	int err = sipmsg_header_uint(req, "expires", &expires);
+	if (err == -EINVAL) {
+		txn_reply(t, 400, "Bad Request - Malformed Expires", NULL, NULL, NULL, 0);
+		return;
+	}
+	if (err == -ENOENT)
+		expires = pkg->default_expires ? pkg->default_expires : 3600;
+	if (expires != 0 && expires < E.o.min_expires) {
+		char extra[64];
+		snprintf(extra, sizeof extra, "Min-Expires: %u\r\n", E.o.min_expires);
+		txn_reply(t, 423, NULL, extra, NULL, NULL, 0);
+		return;
+	}
+	if (expires > E.o.max_expires)
+		expires = E.o.max_expires;
+	if (E.stopping) {
+		reply_503(t, "Service Unavailable - Shutting Down");
+		return;
+	}
+	sreq_t *r = calloc(1, sizeof *r);
+	if (!r) {
+		txn_reply(t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
+		return;
+	}
+	r->t = t;
+	txn_ref(t);
+	r->pkg = pkg;
+	r->expires = expires;
+	snprintf(r->event_id, sizeof r->event_id, "%s", eid);
+
+	/* Local users authenticate (407, RFC 3261 §22.3: we answer as the
+	 * presence agent on behalf of the resource); watchers of other
+	 * domains cannot, and are subject to the resource's rules. */
+	osip_uri_t *from = req->m->from->url;
+	if (from && from->host && E.o.is_local_domain(from->host) && authn_enabled()) {
+		char realm[256], user[AUTH_USER_MAX];
+		snprintf(realm, sizeof realm, "%s", from->host);
+		for (char *p = realm; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		authn_result_t ar = authn_check(t, realm, true, user, sizeof user, auth_done, r);
+		if (ar == AUTHN_OK)
+			process(r, user);
+		else if (ar == AUTHN_ANSWERED)
+			sreq_free(r);
+		return;
+	}
+	process(r, "");
+}
+
+/* --- housekeeping --------------------------------------------------------- */
+
+static void purge_done(void *arg, int err, PGresult *res)
+{
+	(void)arg;
+	if (!err && res && PQcmdTuples(res)[0] && strcmp(PQcmdTuples(res), "0") != 0)
+		LOGD("event", "purged %s expired subscription row(s)", PQcmdTuples(res));
+}
+
+/* Once a second: expire subscriptions in a slice of the dialog table (a
+ * quarter of the buckets, at least 1024), so the cost per tick is bounded;
+ * every 30 s delete up to 1000 expired rows (left by a stop). */
+static void tick(uv_timer_t *h)
+{
+	(void)h;
+	if (E.stopping)
+		return;
+	int64_t now = now_s();
+	size_t nb = E.dialogs.nbuckets;
+	size_t slice = nb / 4 > 1024 ? nb / 4 : 1024;
+	ev_sub_t **expired = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t i = 0; i < slice && nb; i++) {
+		for (hnode_t *e = E.dialogs.buckets[(E.sweep_bucket + i) % nb]; e; e = e->next) {
+			ev_sub_t *s = container_of(e, ev_sub_t, dnode);
+			if (s->expires_at > now)
+				continue;
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				ev_sub_t **p = realloc(expired, nc * sizeof *p);
+				if (!p)
+					break;
+				expired = p;
+				cap = nc;
+			}
+			sub_ref(s);
+			expired[n++] = s;
+		}
+	}
+	if (nb)
+		E.sweep_bucket = (E.sweep_bucket + slice) % nb;
+	for (size_t i = 0; i < n; i++) {
+		LOGD("event", "subscription %s (%s -> %s) expired", expired[i]->id, expired[i]->watcher,
+		     expired[i]->resource);
+		sub_terminate(expired[i], "timeout", true);
+		sub_unref(expired[i]);
+	}
+	free(expired);
+	uint64_t now_ms = uv_now(E.loop);
+	if (now_ms - E.last_purge >= 30000 && db_is_up()) {
+		E.last_purge = now_ms;
+		char nowbuf[24];
+		snprintf(nowbuf, sizeof nowbuf, "%" PRId64, now);
+		const char *params[1] = {nowbuf};
+		db_exec("ev_purge", 1, params, purge_done, NULL);
+	}
+}
+
+/* --- start and stop ------------------------------------------------------- */
+
+static char *col(PGresult *r, int row, int c)
+{
+	if (PQgetisnull(r, row, c))
+		return NULL;
+	return strdup(PQgetvalue(r, row, c));
+}
+
+static void load_rows(PGresult *r)
+{
+	int n = PQntuples(r);
+	for (int i = 0; i < n; i++) {
+		const ev_package_t *pkg = ev_find_package(PQgetvalue(r, i, 1));
+		if (!pkg)
+			continue;
+		ev_sub_t *s = calloc(1, sizeof *s);
+		if (!s)
+			continue;
+		s->refs = 1;
+		s->pkg = pkg;
+		s->id = col(r, i, 0);
+		s->event_id = col(r, i, 2);
+		s->resource = col(r, i, 3);
+		s->watcher = col(r, i, 4);
+		s->call_id = col(r, i, 5);
+		s->local_tag = col(r, i, 6);
+		s->remote_tag = col(r, i, 7);
+		s->local_uri = col(r, i, 8);
+		s->remote_uri = col(r, i, 9);
+		s->contact = col(r, i, 10);
+		s->route_set = col(r, i, 11);
+		if (loc_source_parse(PQgetvalue(r, i, 12), &s->source) != 0)
+			s->source.proto = TP_UDP;
+		s->source.listener = -1;
+		s->cseq = (uint32_t)strtoul(PQgetvalue(r, i, 13), NULL, 10);
+		s->cseq_mark = s->cseq; /* the next NOTIFY reserves a new block */
+		s->remote_cseq = (uint32_t)strtoul(PQgetvalue(r, i, 14), NULL, 10);
+		s->expires_at = strtoll(PQgetvalue(r, i, 15), NULL, 10);
+		s->created_at = strtoll(PQgetvalue(r, i, 17), NULL, 10);
+		bool pending = strcmp(PQgetvalue(r, i, 16), "pending") == 0;
+		s->auth = pending ? EV_AUTH_PENDING : EV_AUTH_ALLOW;
+		s->state = pending ? EV_STATE_PENDING : EV_STATE_ACTIVE;
+		s->announced = true;
+		if (!s->id || !s->event_id || !s->resource || !s->watcher || !s->call_id || !s->local_tag ||
+		    !s->remote_tag || !s->local_uri || !s->remote_uri || !s->contact ||
+		    !(s->dkey = dialog_key(s->call_id, s->local_tag, s->remote_tag, pkg->name, s->event_id)) ||
+		    sub_link(s) != 0) {
+			sub_unref(s);
+			continue;
+		}
+		/* Rules are the truth for the authorization; a polite block
+		 * is stored as active. */
+		if (pkg->authorize && strcmp(s->watcher, s->resource) != 0) {
+			ev_auth_t a = pkg->authorize(s->watcher, s->resource);
+			if (a == EV_AUTH_POLITE && s->state == EV_STATE_ACTIVE)
+				s->auth = a;
+		}
+		sub_unref(s); /* the indexes keep theirs */
+	}
+}
+
+int ev_init(uv_loop_t *loop, const ev_options_t *opts, const char *conninfo)
+{
+	E.loop = loop;
+	E.o = *opts;
+	if (!E.o.notify_max_failures)
+		E.o.notify_max_failures = 3;
+	if (!E.o.max_expires)
+		E.o.max_expires = 3600;
+	E.node_name = strdup(opts->node_name ? opts->node_name : "");
+	E.advertised_host = opts->advertised_host ? strdup(opts->advertised_host) : NULL;
+	E.q_tail = &E.q_head;
+	pb_init(&E.batch, &ROW_OPS, "subscription", 50000);
+	int err = htable_init(&E.dialogs, 1024);
+	if (!err)
+		err = htable_init(&E.resources, 1024);
+	if (!err)
+		err = htable_init(&E.watchers, 1024);
+	if (!err)
+		err = db_prepare("ev_batch", SQL_BATCH);
+	if (!err)
+		err = db_prepare("ev_purge", SQL_PURGE);
+	if (err)
+		return err;
+	if (conninfo) {
+		PGconn *c = PQconnectdb(conninfo);
+		if (PQstatus(c) != CONNECTION_OK) {
+			LOGE("event", "cannot load subscriptions: %s", PQerrorMessage(c));
+			PQfinish(c);
+			return -EIO;
+		}
+		char nowbuf[24];
+		snprintf(nowbuf, sizeof nowbuf, "%" PRId64, now_s());
+		const char *params[1] = {nowbuf};
+		PGresult *r = PQexecParams(c, SQL_LOAD, 1, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			LOGE("event", "cannot load subscriptions: %s", PQerrorMessage(c));
+			PQclear(r);
+			PQfinish(c);
+			return -EIO;
+		}
+		load_rows(r);
+		PQclear(r);
+		PQfinish(c);
+		LOGI("event", "loaded %lu subscription(s)", E.nsubs);
+	}
+	uv_prepare_init(loop, &E.prepare);
+	uv_prepare_start(&E.prepare, on_prepare);
+	uv_unref((uv_handle_t *)&E.prepare);
+	uv_timer_init(loop, &E.tick);
+	uv_timer_start(&E.tick, tick, 1000, 1000);
+	uv_unref((uv_handle_t *)&E.tick);
+	uv_timer_init(loop, &E.rate);
+	uv_unref((uv_handle_t *)&E.rate);
+	E.last_purge = uv_now(loop);
+	E.started = true;
+	return 0;
+}
+
+void ev_stop(void)
+{
+	if (!E.started)
+		return;
+	/* Queue what is dirty now so db_shutdown commits it. */
+	pb_flush(&E.batch);
+	E.stopping = true;
+}
+
+static void free_dialog(hnode_t *n, void *arg)
+{
+	(void)arg;
+	sub_unlink(container_of(n, ev_sub_t, dnode));
+}
+
+void ev_shutdown(void)
+{
+	if (!E.started)
+		return;
+	E.stopping = true;
+	uv_prepare_stop(&E.prepare);
+	uv_close((uv_handle_t *)&E.prepare, NULL);
+	uv_timer_stop(&E.tick);
+	uv_close((uv_handle_t *)&E.tick, NULL);
+	uv_timer_stop(&E.rate);
+	uv_close((uv_handle_t *)&E.rate, NULL);
+	ev_sub_t *s = E.q_head;
+	while (s) {
+		ev_sub_t *next = s->q_next;
+		s->queued = false;
+		sub_unref(s);
+		s = next;
+	}
+	E.q_head = NULL;
+	E.q_tail = &E.q_head;
+	for (size_t i = 0; i < E.nlater; i++)
+		sub_unref(E.later[i]);
+	free(E.later);
+	pb_shutdown(&E.batch);
+	htable_foreach(&E.dialogs, free_dialog, NULL);
+	htable_destroy(&E.dialogs);
+	htable_destroy(&E.resources);
+	htable_destroy(&E.watchers);
+	free(E.node_name);
+	free(E.advertised_host);
+	memset(&E, 0, sizeof E);
+}
