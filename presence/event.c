@@ -1376,7 +1376,7 @@ void ev_handle_subscribe(txn_t *t, sipmsg_t *req)
 	 * presence agent on behalf of the resource); watchers of other
 	 * domains cannot, and are subject to the resource's rules. */
 	osip_uri_t *from = req->m->from->url;
-	if (from && from->host && E.o.is_local_domain(from->host) && authn_enabled()) {
+	if (from && from->host && E.o.is_local_domain(from->host) && E.o.auth && authn_enabled()) {
 		char realm[256], user[AUTH_USER_MAX];
 		snprintf(realm, sizeof realm, "%s", from->host);
 		for (char *p = realm; *p; p++)

@@ -82,6 +82,7 @@ typedef struct ev_options {
 	unsigned retry_after;
 	unsigned notify_interval_ms;   /* min gap between NOTIFYs of one dialog; 0 = one per loop turn */
 	unsigned notify_max_failures;  /* consecutive 408/timeouts that end a subscription */
+	bool auth;                     /* authenticate local watchers (with authn enabled) */
 	bool (*is_local_domain)(const char *host);
 	const char *node_name;
 	const char *advertised_host;   /* Via/Contact host; NULL = the listener address */

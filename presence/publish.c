@@ -615,7 +615,7 @@ void pub_handle_publish(txn_t *t, sipmsg_t *req)
 	}
 	/* The presentity itself publishes: authenticate it (407) in the realm
 	 * of its domain. */
-	if (authn_enabled()) {
+	if (P.o.auth && authn_enabled()) {
 		char realm[256], user[AUTH_USER_MAX];
 		snprintf(realm, sizeof realm, "%s", m->req_uri->host);
 		for (char *p = realm; *p; p++)

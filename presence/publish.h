@@ -25,6 +25,7 @@ typedef struct pub_options {
 	unsigned min_expires, max_expires, default_expires;
 	unsigned max_per_resource; /* publications per (event, resource); 0 = unlimited */
 	unsigned retry_after;
+	bool auth; /* authenticate the publisher (with authn enabled) */
 	bool (*is_local_domain)(const char *host);
 	const char *node_name;
 } pub_options_t;

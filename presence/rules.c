@@ -71,7 +71,6 @@ int rules_normalize_watcher(const char *in, char *out, size_t outlen)
 		if (at == in || !at[1])
 			return -EINVAL;
 		n = snprintf(out, outlen, "sip:%.*s@%s", (int)(at - in), in, at + 1);
-		at = strrchr(out, '@');
 	}
 	if (n < 0 || (size_t)n >= outlen)
 		return -ENOSPC;

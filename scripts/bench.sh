@@ -116,7 +116,7 @@ PORT="$(free_port)"
 start_server() { # AUTH
 	local log="$OUT/simpled-auth-$1.log" i
 	"${PIN_SERVER[@]}" "$SIMPLED" --listen "udp:127.0.0.1:$PORT" --db "$DB" --domain "$DOMAIN" \
-		--auth "$1" --log-level warn </dev/null >"$log" 2>&1 &
+		--auth "$1" --log-level info </dev/null >"$log" 2>&1 &
 	SERVER_PID=$!
 	for ((i = 0; i < 300; i++)); do
 		grep -q ready "$log" && return 0
@@ -180,7 +180,7 @@ run_sipp() {
 	t0="$(date +%s%N)"
 	(cd "$dir" && "${PIN_LOAD[@]}" sipp -sf "$sf" -i 127.0.0.1 -p "$lport" \
 		-m "$calls" -r "$rate" -rp 1000 -l "$limit" -timeout 60s \
-		-max_recv_loops 10000 -max_sched_loops 10000 -nostdin \
+		-max_recv_loops 10000 -max_sched_loops 10000 -buff_size 4194304 -nostdin \
 		-trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1000 \
 		-trace_err -error_file errors.log -trace_screen -screen_file screen.log \
 		-key sd_domain "$DOMAIN" "$@" "127.0.0.1:$PORT" </dev/null >sipp.out 2>&1) || true

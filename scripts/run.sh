@@ -49,7 +49,7 @@ extra=()
 if [[ $have_listen -eq 0 ]]; then
 	port="${SIMPLED_PORT:-5060}"
 	extra+=(--listen "udp:0.0.0.0:$port" --listen "tcp:0.0.0.0:$port")
-	if [[ -s /proc/net/if_inet6 ]]; then
+	if [[ -r /proc/net/if_inet6 ]] && grep -q . /proc/net/if_inet6 2>/dev/null; then
 		extra+=(--listen "udp:[::]:$port" --listen "tcp:[::]:$port")
 	fi
 fi

@@ -631,7 +631,13 @@ static void log_result_error(const struct db_conn *c, const char *what, const PG
 {
 	char msg[512];
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	clean_message(res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg), msg, sizeof msg);
+	/* The primary message only: DETAIL and CONTEXT quote row and parameter
+	 * values (a duplicate key, say), which must not reach the log. */
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	if (primary)
+		clean_message(primary, msg, sizeof msg);
+	else
+		clean_message(res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg), msg, sizeof msg);
 	/* Integrity violations (class 23: duplicates, foreign keys) are answers
 	 * the caller expects; anything else deserves attention. */
 	if (state && strncmp(state, "23", 2) == 0)

@@ -217,10 +217,11 @@ static bool name_matches(const char *hname, const char *name, const char *compac
 
 const char *sipmsg_header_nth(const sipmsg_t *msg, const char *name, const char *compact, int nth)
 {
-	int pos = 0;
-	osip_header_t *h;
-	while (osip_list_get(&msg->m->headers, pos) != NULL) {
-		h = osip_list_get(&msg->m->headers, pos++);
+	/* An iterator, not osip_list_get(i): that walks from the head each
+	 * time and would make a scan quadratic in the header count. */
+	osip_list_iterator_t it;
+	for (osip_header_t *h = osip_list_get_first(&msg->m->headers, &it); h;
+	     h = osip_list_get_next(&it)) {
 		if (h->hname && name_matches(h->hname, name, compact)) {
 			if (nth-- == 0)
 				return h->hvalue ? h->hvalue : "";

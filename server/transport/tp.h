@@ -97,7 +97,8 @@ typedef struct tp_stats {
 void tp_get_stats(tp_stats_t *out);
 
 /* Stops listening for new connections and datagrams (graceful shutdown
- * step 1); open connections may still deliver and send. */
+ * step 1); open connections may still deliver and send.  UDP sockets stop
+ * reading but stay open, so tp_send over UDP keeps working. */
 void tp_stop_listening(void);
 /* Closes every handle (connections are closed at once; queued writes
  * are dropped).  The close callbacks run on the next uv_run, after which
@@ -106,9 +107,11 @@ void tp_stop_listening(void);
  * from inside any transport callback. */
 void tp_shutdown(void);
 
-/* Formats an address as "1.2.3.4" or "::1" (no brackets) and returns the port. */
+/* Formats an address as "1.2.3.4" or "::1" (no brackets) and returns the
+ * port in *port (may be NULL).  Returns 0, -EAFNOSUPPORT or -ENOSPC. */
 int tp_addr_to_str(const struct sockaddr_storage *sa, char *out, size_t outlen, uint16_t *port);
-/* Parses numeric host + port into a sockaddr; returns 0 or -EINVAL. */
+/* Parses numeric host + port into a sockaddr; returns 0 or -EINVAL.
+ * "[::1]" (the bracketed form of a SIP URI) is accepted too. */
 int tp_addr_from_str(const char *host, uint16_t port, struct sockaddr_storage *out);
 
 #ifdef SD_TP_INTERNAL

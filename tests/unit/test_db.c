@@ -658,45 +658,56 @@ static void test_reconnect(void **state)
 	stop_pool();
 }
 
-/* libpq changes sockets while connecting: with target_session_attrs=
- * prefer-standby over two hosts (both our primary) it connects to the
- * first, finds no standby, closes it, tries the second, closes it, and
- * connects to the first again.  The new socket usually gets the old fd
- * number; the pool must notice (inode) and watch the new one. */
+/* libpq changes sockets while connecting, and the new socket usually gets
+ * the old fd number; the pool must notice (inode) and watch the new one,
+ * or it waits on a socket that no longer exists until the connect timeout
+ * (10 s).  Two ways to make libpq do it against our one server:
+ *   - host=127.0.0.1,SOCKETDIR port=1,PORT: the TCP connect is refused
+ *     asynchronously (wait for writable), then the unix socket is tried
+ *     (wait for writable again: the same events on a new socket);
+ *   - target_session_attrs=prefer-standby over two hosts that are both our
+ *     primary: connect, no standby, close, second host, close, then the
+ *     first host again. */
 static void test_socket_change(void **state)
 {
 	(void)state;
 	char *errmsg = NULL;
 	PQconninfoOption *opts = PQconninfoParse(getenv("SIMPLED_TEST_DB"), &errmsg);
 	assert_non_null(opts);
-	const char *host = NULL, *port = NULL;
+	char host[512] = "", port[16] = "5432";
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (strcmp(o->keyword, "host") == 0)
-			host = o->val;
-		else if (strcmp(o->keyword, "port") == 0)
-			port = o->val;
+		if (strcmp(o->keyword, "host") == 0 && o->val)
+			snprintf(host, sizeof host, "%s", o->val);
+		else if (strcmp(o->keyword, "port") == 0 && o->val)
+			snprintf(port, sizeof port, "%s", o->val);
 	}
-	assert_non_null(host);
-	char ci[1024];
-	snprintf(ci, sizeof ci,
+	PQconninfoFree(opts);
+	assert_true(host[0] == '/'); /* the fixture's cluster: a unix socket */
+
+	char ci[2][1024];
+	snprintf(ci[0], sizeof ci[0],
+		 "host=127.0.0.1,%s port=1,%s dbname=simpled user=postgres application_name=%s",
+		 host, port, appname);
+	snprintf(ci[1], sizeof ci[1],
 		 "host=%s,%s port=%s,%s dbname=simpled user=postgres "
 		 "target_session_attrs=prefer-standby application_name=%s",
-		 host, host, port ? port : "5432", port ? port : "5432", appname);
-	PQconninfoFree(opts);
-
-	ncompleted = 0;
-	start_pool_with(ci, 2, 0, 0, 0);
-	want_idle = 2;
-	assert_true(run_until(all_idle, 10000));
-	struct call c[4] = {{0}};
-	for (int i = 0; i < 4; i++)
-		assert_int_equal(exec("t_add", 2, (const char *const[]){"1", "2"}, on_result, &c[i]), 0);
-	wait_completed(4, 5000);
-	for (int i = 0; i < 4; i++) {
-		assert_int_equal(c[i].err, 0);
-		assert_string_equal(c[i].value, "3");
+		 host, host, port, port, appname);
+	for (int k = 0; k < 2; k++) {
+		ncompleted = 0;
+		start_pool_with(ci[k], 2, 0, 0, 0);
+		want_idle = 2;
+		assert_true(run_until(all_idle, 3000)); /* well before the connect timeout */
+		struct call c[4] = {{0}};
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(
+			    exec("t_add", 2, (const char *const[]){"1", "2"}, on_result, &c[i]), 0);
+		wait_completed(4, 5000);
+		for (int i = 0; i < 4; i++) {
+			assert_int_equal(c[i].err, 0);
+			assert_string_equal(c[i].value, "3");
+		}
+		stop_pool();
 	}
-	stop_pool();
 }
 
 /* ---- shutdown ------------------------------------------------------------ */

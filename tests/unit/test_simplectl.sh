@@ -37,8 +37,10 @@ sql() { psql "$DB" -X -q -tA -v ON_ERROR_STOP=1 -c "$1"; }
 
 ha1() { printf '%s' "$1:$2:$3" | "$4" | cut -d' ' -f1; }
 
+MDB=
 cleanup() {
 	sql "DELETE FROM users WHERE domain = '$DOM'" >/dev/null 2>&1 || true
+	[[ -n $MDB ]] && sql "DROP DATABASE IF EXISTS $MDB" >/dev/null 2>&1
 	rm -f /tmp/simplectl.err.$$ /tmp/simplectl.listen.$$
 }
 trap cleanup EXIT
@@ -48,6 +50,44 @@ expect 0 migrate --schema "$SCHEMA"
 [[ $(sql "SELECT count(*) > 0 FROM schema_version WHERE version = 1") == t ]] ||
 	fail "schema_version has no row for 001"
 expect 3 migrate --schema /nonexistent-schema-dir
+
+# --- migrate on a fresh database of our own -------------------------------
+# Several nodes starting at once (the advisory lock), a failing file rolled
+# back as a whole, then applied once fixed; unrelated files ignored.
+MDB="simpled_ctl_$$"
+MDIR=$(mktemp -d)
+sql "CREATE DATABASE $MDB" >/dev/null || fail "cannot create $MDB"
+MCI="$DB dbname=$MDB" # a later dbname wins
+cp "$SCHEMA"/001_*.sql "$MDIR"/
+pids=()
+for i in 1 2 3 4; do
+	"$CTL" --db "$MCI" migrate --schema "$MDIR" 2>"$MDIR/log.$i" &
+	pids+=($!)
+done
+for i in "${!pids[@]}"; do
+	wait "${pids[$i]}" || fail "concurrent migrate $i failed: $(cat "$MDIR/log.$((i + 1))")"
+done
+[[ $(psql "$MCI" -X -tAc "SELECT string_agg(version::text, ',') FROM schema_version") == 1 ]] ||
+	fail "concurrent migrate: schema_version is not exactly {1}"
+printf 'CREATE TABLE t_half (a int);\nSELEC broken;\n' >"$MDIR/002_bad.sql"
+echo 'CREATE TABLE t_never (a int);' >"$MDIR/003_later.sql"
+echo 'this is not SQL' >"$MDIR/README"
+echo 'this is not SQL' >"$MDIR/004_backup.sql~"
+out=$("$CTL" --db "$MCI" migrate --schema "$MDIR" 2>&1)
+[[ $? -eq 3 ]] || fail "a bad migration: expected exit 3 ($out)"
+[[ $out == *002_bad.sql* ]] || fail "the error does not name the file: $out"
+[[ $(psql "$MCI" -X -tAc "SELECT max(version) FROM schema_version") == 1 ]] || fail "002 was recorded"
+[[ $(psql "$MCI" -X -tAc "SELECT to_regclass('t_half') IS NULL AND to_regclass('t_never') IS NULL") == t ]] ||
+	fail "a failed migration left tables behind"
+printf 'CREATE TABLE t_half (a int);\n' >"$MDIR/002_bad.sql"
+out=$("$CTL" --db "$MCI" migrate --schema "$MDIR" 2>&1) || fail "fixed migration: $out"
+[[ $(psql "$MCI" -X -tAc "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version") == 1,2,3 ]] ||
+	fail "after the fix: versions are not 1,2,3"
+cp "$MDIR/003_later.sql" "$MDIR/003_twin.sql"
+out=$("$CTL" --db "$MCI" migrate --schema "$MDIR" 2>&1)
+[[ $? -eq 3 && $out == *"two migrations numbered 3"* ]] || fail "duplicate numbers not refused: $out"
+sql "DROP DATABASE $MDB" >/dev/null || fail "cannot drop $MDB"
+rm -rf "$MDIR"
 
 # --- add / list -----------------------------------------------------------
 expect 0 user add "alice@$DOM" 's3cr"et \x'
