@@ -190,6 +190,21 @@ run_sipp() {
 	summarise "$dir/stat.csv" "${rtt:-/nonexistent}" "$((t1 - t0))"
 }
 
+# run_py LABEL [sipclient bench options...]: sets PY_LINE to the
+# client's summary line (never fails the script).
+PY_LINE=
+run_py() {
+	local label="$1"
+	shift
+	PY_LINE="$("${PIN_LOAD[@]}" python3 "$SIPCLIENT" --server "127.0.0.1:$PORT" --timeout 90 bench \
+		--domain "$DOMAIN" --prefix bench --password "$PASSWORD" "$@" 2>"$OUT/$label.err" || true)"
+	echo "$PY_LINE" >"$OUT/$label.out"
+}
+val() { sed -nE "s/.*(^| )$1=([^ ]+).*/\2/p" <<<"$PY_LINE"; }
+py_row() { # WHAT
+	row "$1" "$(val rate | cut -d. -f1)" "$(val "done")" "$(val failed)" "$(val p50_ms)" "$(val p99_ms)" "${2:--}"
+}
+
 RESULTS=()
 row() { RESULTS+=("$(printf '%-40s %9s %9s %7s %9s %9s %9s' "$@")"); }
 
@@ -206,20 +221,22 @@ read -r ok failed secs rate p50 p99 < <(run_sipp register-sat "$SCEN/register.xm
 row "REGISTER auth off, unique users" "$rate" "$ok" "$failed" "$p50" "$p99" "-"
 sd_log "REGISTER (refresh) at $LAT_RATE/s"
 read -r ok failed secs rate p50 p99 < <(run_sipp register-lat "$SCEN/register.xml" "$LAT_CALLS" "$LAT_RATE" "$CONC" -inf "$OUT/users.csv")
-row "REGISTER auth off at ${LAT_RATE}/s" "$rate" "$ok" "$failed" "$p50" "$p99" "$(peak_rss)"
+row "REGISTER auth off at ${LAT_RATE}/s" "$rate" "$ok" "$failed" "$p50" "$p99" "-"
+sd_log "unloaded latency: one request in flight (sipclient.py, microsecond clock)"
+run_py options-1 --method OPTIONS --count 2000 --window 1
+py_row "OPTIONS, 1 in flight (python)"
+run_py register-1 --method REGISTER --count 2000 --window 1 --users "$USERS"
+py_row "REGISTER auth off, 1 in flight (python)" "$(peak_rss)"
 stop_server
 
 sd_log "run 2: auth on"
 q "DELETE FROM location;" >/dev/null
 start_server on
 sd_log "REGISTER, auth on (MD5), $USERS unique users, sipclient.py, 64 in flight"
-line="$("${PIN_LOAD[@]}" python3 "$SIPCLIENT" --server "127.0.0.1:$PORT" --timeout 90 bench \
-	--domain "$DOMAIN" --prefix bench --password "$PASSWORD" --algorithm MD5 \
-	--count "$USERS" --window 64 2>"$OUT/auth-bench.err" || true)"
-echo "$line" >"$OUT/auth-bench.out"
-val() { sed -nE "s/.*$1=([^ ]+).*/\1/p" <<<"$line"; }
-row "REGISTER auth on (401+200), python" "$(val rate | cut -d. -f1)" "$(val "done")" "$(val failed)" \
-	"$(val p50_ms)" "$(val p99_ms)" "-"
+run_py register-auth --method REGISTER --algorithm MD5 --count "$USERS" --window 64
+py_row "REGISTER auth on (401+200), python"
+run_py register-auth-1 --method REGISTER --algorithm SHA-256 --count 2000 --window 1 --users "$USERS"
+py_row "REGISTER auth on SHA-256, 1 in flight"
 sd_log "OPTIONS with auth on, saturated"
 read -r ok failed secs rate p50 p99 < <(run_sipp options-auth "$SCEN/options.xml" "$OPTIONS_CALLS" 100000 "$CONC")
 row "OPTIONS auth on, saturated" "$rate" "$ok" "$failed" "$p50" "$p99" "$(peak_rss)"
@@ -230,5 +247,10 @@ stop_server
 	echo "simpled core benchmark, $(date -u +%FT%TZ), $(nproc) CPUs; server on CPU 1, load on CPU 0"
 	printf '%-40s %9s %9s %7s %9s %9s %9s\n' "what" "per sec" "ok" "failed" "p50 ms" "p99 ms" "RSS MiB"
 	printf '%s\n' "${RESULTS[@]}"
-	echo "(RSS: the server's peak resident set, VmHWM, after its run; logs in $OUT)"
+	echo "(per sec: successful transactions per second of wall time; p50/p99: response"
+	echo " times; sipp's clock ticks in whole milliseconds, the python client's in"
+	echo " microseconds; auth on: first REGISTER to final 200, 401 round trip included;"
+	echo " saturated sipp runs are bounded by sipp itself on one CPU as much as by"
+	echo " simpled; RSS: the server's peak resident set, VmHWM, at the end of its run."
+	echo " Logs in $OUT)"
 } | tee "$OUT/results.txt"

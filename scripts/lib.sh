@@ -65,9 +65,10 @@ sd_build() {
 	local dir="$1" type="$2"
 	shift 2
 	sd_log "configuring $dir ($type)"
-	cmake -S "$SD_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >"$dir.configure.log" 2>&1 || {
-		cat "$dir.configure.log" >&2
-		sd_die "cmake configure failed (log: $dir.configure.log)"
+	mkdir -p "$dir"
+	cmake -S "$SD_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >"$dir/configure.log" 2>&1 || {
+		cat "$dir/configure.log" >&2
+		sd_die "cmake configure failed (log: $dir/configure.log)"
 	}
 	sd_log "building $dir"
 	cmake --build "$dir" -j"$(sd_jobs)" ||

@@ -25,5 +25,10 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 sd_log "running ctest in $BUILD"
 cd "$BUILD"
 rc=0
-ctest --output-on-failure --timeout 600 -j"${SIMPLED_TEST_JOBS:-1}" "$@" || rc=$?
+ctest --output-on-failure --timeout 600 -j"${SIMPLED_TEST_JOBS:-1}" "$@" 2>&1 |
+	tee "$BUILD/ctest.log" || rc=$?
+# The last line is CTest's summary ("N% tests passed, F tests failed out
+# of T"), repeated after the list of failures, if any.
+summary="$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$BUILD/ctest.log" | tail -n 1 || true)"
+[[ -n "$summary" ]] && echo "$summary"
 exit "$rc"

@@ -23,6 +23,9 @@ typedef struct dirty {
 	struct dirty *next;
 	char *aor;
 	char *contact;
+	/* The binding as it was before this batch changed it (NULL: there
+	 * was none), so that a failed batch can be undone in memory. */
+	loc_binding_t *before;
 } dirty_t;
 
 typedef struct waiter {
@@ -188,6 +191,40 @@ static uint64_t dirty_hash(const char *aor, const char *contact)
 	return hash_mix(hash_str(aor), hash_str(contact));
 }
 
+static char *strdup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static loc_binding_t *binding_dup(const loc_binding_t *b)
+{
+	loc_binding_t *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	*c = *b;
+	c->next = NULL;
+	c->contact = strdup(b->contact);
+	c->call_id = strdup(b->call_id);
+	c->user_agent = strdup_or_null(b->user_agent);
+	c->instance = strdup_or_null(b->instance);
+	c->path = strdup_or_null(b->path);
+	if (!c->contact || !c->call_id || (b->user_agent && !c->user_agent) ||
+	    (b->instance && !c->instance) || (b->path && !c->path)) {
+		loc_binding_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static const loc_binding_t *binding_in(const loc_aor_t *a, const char *contact)
+{
+	for (const loc_binding_t *b = a ? a->bindings : NULL; b; b = b->next) {
+		if (strcmp(b->contact, contact) == 0)
+			return b;
+	}
+	return NULL;
+}
+
+/* Marks (aor, contact) dirty for the next batch; the first time in a
+ * batch it also saves the binding as it is now (call it before the
+ * change), to undo the change if the batch fails. */
 static int mark_dirty(const char *aor, const char *contact)
 {
 	struct dirty_key k = {aor, contact};
@@ -199,9 +236,13 @@ static int mark_dirty(const char *aor, const char *contact)
 		return -ENOMEM;
 	d->aor = strdup(aor);
 	d->contact = strdup(contact);
-	if (!d->aor || !d->contact) {
+	const loc_binding_t *cur = binding_in(aor_get(aor), contact);
+	if (cur)
+		d->before = binding_dup(cur);
+	if (!d->aor || !d->contact || (cur && !d->before)) {
 		free(d->aor);
 		free(d->contact);
+		loc_binding_free(d->before);
 		free(d);
 		return -ENOMEM;
 	}
@@ -218,6 +259,7 @@ static void free_rows(dirty_t *d)
 		dirty_t *next = d->next;
 		free(d->aor);
 		free(d->contact);
+		loc_binding_free(d->before);
 		free(d);
 		d = next;
 	}
@@ -243,9 +285,15 @@ int loc_put(const char *aor, loc_binding_t *b)
 		}
 		htable_insert(&L.aors, &a->node, hash_str(aor));
 	}
+	int err = mark_dirty(aor, b->contact);
+	if (err) {
+		loc_binding_free(b);
+		aor_drop_if_empty(a);
+		return err;
+	}
 	loc_binding_free(unlink_binding(a, b->contact));
 	insert_sorted(a, b);
-	return mark_dirty(aor, b->contact);
+	return 0;
 }
 
 int loc_remove(const char *aor, const char *contact)
@@ -253,13 +301,14 @@ int loc_remove(const char *aor, const char *contact)
 	loc_aor_t *a = aor_get(aor);
 	if (!a)
 		return -ENOENT;
-	loc_binding_t *b = unlink_binding(a, contact);
-	if (!b)
+	if (!binding_in(a, contact))
 		return -ENOENT;
 	int err = mark_dirty(aor, contact);
-	loc_binding_free(b);
+	if (err)
+		return err;
+	loc_binding_free(unlink_binding(a, contact));
 	aor_drop_if_empty(a);
-	return err;
+	return 0;
 }
 
 int loc_commit(loc_commit_cb cb, void *arg)
@@ -472,11 +521,64 @@ static void start_reload(void)
 	L.reload_inflight = true;
 }
 
+/* Puts every row of a batch back as it was before the batch (memory
+ * only).  Rows are restored to their saved state whatever happened to
+ * them since, so later batches must be undone first. */
+static void undo_rows(dirty_t *rows)
+{
+	for (dirty_t *d = rows; d; d = d->next) {
+		loc_aor_t *a = aor_get(d->aor);
+		if (a) {
+			loc_binding_free(unlink_binding(a, d->contact));
+			aor_drop_if_empty(a);
+		}
+		if (d->before) {
+			loc_binding_t *b = d->before;
+			d->before = NULL;
+			a = aor_get(d->aor);
+			if (!a) {
+				a = calloc(1, sizeof *a);
+				if (!a || !(a->aor = strdup(d->aor))) {
+					free(a);
+					loc_binding_free(b);
+					continue;
+				}
+				htable_insert(&L.aors, &a->node, hash_str(d->aor));
+			}
+			insert_sorted(a, b);
+		}
+		add_reload(d->aor);
+	}
+}
+
+static void fail_waiters(waiter_t *w, int err)
+{
+	while (w) {
+		waiter_t *next = w->next;
+		w->cb(w->arg, err);
+		free(w);
+		w = next;
+	}
+}
+
 static void finish_batch(batch_t *b, int err)
 {
 	if (err) {
-		for (dirty_t *d = b->rows; d; d = d->next)
-			add_reload(d->aor);
+		/* A 503 must mean "nothing changed": undo this batch in memory,
+		 * and the changes queued behind it, which were built on top of
+		 * it (newest first).  The AORs are re-read from the database
+		 * as soon as it answers, in case the failed statement did
+		 * commit before the connection broke. */
+		dirty_t *pending = L.next.rows;
+		waiter_t *pending_waiters = L.next.waiters;
+		for (dirty_t *d = pending; d; d = d->next)
+			htable_remove(&L.dirty_index, &d->node);
+		memset(&L.next, 0, sizeof L.next);
+		L.next.waiters_tail = &L.next.waiters;
+		undo_rows(pending);
+		undo_rows(b->rows);
+		free_rows(pending);
+		fail_waiters(pending_waiters, err);
 	}
 	waiter_t *w = b->waiters;
 	while (w) {

@@ -568,9 +568,11 @@ def cmd_request(conn, args, log):
 
 
 def cmd_bench(conn, args, log):
-    """REGISTER load with authentication for scripts/bench.sh: users
-    PREFIX0..PREFIX(N-1)@DOMAIN with one password, --window transactions
-    in flight.  Prints 'done=N failed=F seconds=S rate=R p50_ms= p99_ms='."""
+    """Load for scripts/bench.sh: --count requests (REGISTER of users
+    PREFIX0..PREFIX(N-1)@DOMAIN, answering 401s with the one password, or
+    OPTIONS), --window transactions in flight (1: unloaded latency).
+    Prints 'done=N failed=F lost=L seconds=S rate=R p50_ms= p99_ms=',
+    each latency from the first send to the final 200 (401 included)."""
     if conn.transport != "udp":
         raise SystemExit("bench is a UDP command")
     domain = args.domain
@@ -583,11 +585,16 @@ def cmd_bench(conn, args, log):
     deadline = start + args.timeout
     branch_rx = re.compile(rb"branch=([^;\r\n ,]+)")
 
+    method = args.method.upper()
+
     def start_one(i):
-        user = "%s%d" % (args.prefix, i)
+        user = "%s%d" % (args.prefix, i % args.users if args.users else i)
         d = Dialog(conn, "sip:%s@%s" % (user, domain))
-        hdrs = ["Contact: <sip:%s@%s>" % (user, conn.via_host()), "Expires: 3600"]
-        data = d.build("REGISTER", hdrs)
+        if method == "REGISTER":
+            hdrs = ["Contact: <sip:%s@%s>" % (user, conn.via_host()), "Expires: 3600"]
+        else:
+            hdrs = []
+        data = d.build(method, hdrs)
         br = branch_rx.search(data).group(1)
         pending[br] = {"d": d, "user": user, "hdrs": hdrs, "t0": time.monotonic(),
                        "data": data, "sent_at": time.monotonic(), "auth": False}
@@ -621,8 +628,8 @@ def cmd_bench(conn, args, log):
             if msg.status == 401 and not st["auth"]:
                 params = pick_challenge(msg, args.algorithm)
                 a = authorization(params, args.algorithm, st["user"], args.password,
-                                  "REGISTER", st["d"].ruri)
-                data = st["d"].build("REGISTER", st["hdrs"] + ["Authorization: " + a])
+                                  method, st["d"].ruri)
+                data = st["d"].build(method, st["hdrs"] + ["Authorization: " + a])
                 br = branch_rx.search(data).group(1)
                 st.update(data=data, sent_at=time.monotonic(), auth=True)
                 pending[br] = st
@@ -710,6 +717,9 @@ def main(argv):
     p.add_argument("--algorithm", default="MD5")
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--window", type=int, default=64)
+    p.add_argument("--method", default="REGISTER", choices=("REGISTER", "OPTIONS"))
+    p.add_argument("--users", type=int, default=0,
+                   help="cycle through this many users (default: one per request)")
     p.set_defaults(func=cmd_bench)
 
     args = ap.parse_args(argv)

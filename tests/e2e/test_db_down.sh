@@ -44,6 +44,9 @@ for i in 1 2; do
 		--expect 503 --expect-header '^Retry-After:[[:space:]]*[0-9]+'
 done
 
+step "a fetch meanwhile (200 from memory, or 503) lists no refused binding"
+sipc register --aor "$aor" --timeout 15 --expect 200,503 --reject-header 'sip:during'
+
 step "OPTIONS is still answered"
 sipc request --method OPTIONS --ruri "sip:$E2E_DOMAIN" --expect 200
 
