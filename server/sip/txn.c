@@ -34,6 +34,9 @@ struct txn {
 	txn_response_cb cb;
 	void *cb_arg;
 	bool cb_done;
+	char *ack;           /* INVITE client: the ACK sent for a non-2xx final */
+	size_t ack_len;
+	sipmsg_t *creq;      /* INVITE client: our request, parsed, to build that ACK */
 };
 
 static struct {
@@ -92,7 +95,9 @@ void txn_unref(txn_t *t)
 	else
 		T.stats.server_live--;
 	sipmsg_free(t->req);
+	sipmsg_free(t->creq);
 	free(t->out);
+	free(t->ack);
 	free(t->key);
 	free(t);
 }
@@ -161,7 +166,9 @@ static void rtx_fire(uv_timer_t *h)
 	unsigned next = t->rtx_interval * 2;
 	if (t->client && t->state == ST_PROCEEDING)
 		next = T.tm.t2_ms; /* Timer E after a provisional (§17.1.2.2) */
-	if (next > T.tm.t2_ms)
+	/* Timer A doubles without bound until Timer B (§17.1.1.2); E and G
+	 * are capped at T2. */
+	if (next > T.tm.t2_ms && !(t->client && t->invite))
 		next = T.tm.t2_ms;
 	t->rtx_interval = next;
 	uv_timer_start(h, rtx_fire, next, 0);
@@ -418,25 +425,38 @@ void txn_new_branch(char *out, size_t outlen)
 int txn_client_start(const tp_peer_t *dst, const char *branch, const char *method,
 		     const char *bytes, size_t len, txn_response_cb cb, void *arg)
 {
-	if (strcmp(method, "INVITE") == 0 || strcmp(method, "ACK") == 0)
-		return -ENOTSUP; /* INVITE client transactions belong to the proxy */
+	if (strcmp(method, "ACK") == 0)
+		return -EINVAL; /* an ACK is not a transaction (§17) */
+	sipmsg_t *creq = NULL;
+	if (strcmp(method, "INVITE") == 0) {
+		/* Keep our INVITE parsed: the ACK of a non-2xx final response
+		 * copies its Request-URI, top Via, From, Call-ID, CSeq number
+		 * and Route (§17.1.1.3). */
+		static const sip_limits_t nolimits = {0, 0};
+		char why[64];
+		if (sipmsg_parse(bytes, len, dst, &nolimits, &creq, why, sizeof why) != 0)
+			return -EINVAL;
+	}
 	char key[512];
 	int n = snprintf(key, sizeof key, "c|%s|%s", branch, method);
 	if (n < 0 || (size_t)n >= sizeof key)
 		return -ENOSPC;
-	if (find(key))
-		return -EEXIST;
-	txn_t *t = calloc(1, sizeof *t);
-	if (!t)
-		return -ENOMEM;
+	txn_t *t = find(key) ? NULL : calloc(1, sizeof *t);
+	if (!t) {
+		sipmsg_free(creq);
+		return find(key) ? -EEXIST : -ENOMEM;
+	}
 	t->key = strdup(key);
 	t->out = malloc(len);
 	if (!t->key || !t->out) {
+		sipmsg_free(creq);
 		free(t->key);
 		free(t->out);
 		free(t);
 		return -ENOMEM;
 	}
+	t->invite = creq != NULL;
+	t->creq = creq;
 	memcpy(t->out, bytes, len);
 	t->out_len = len;
 	t->refs = 1;
@@ -449,6 +469,7 @@ int txn_client_start(const tp_peer_t *dst, const char *branch, const char *metho
 	t->state = ST_TRYING;
 	int err = tp_send(&t->dest, t->out, t->out_len);
 	if (err) {
+		sipmsg_free(t->creq);
 		free(t->key);
 		free(t->out);
 		free(t);
@@ -456,8 +477,52 @@ int txn_client_start(const tp_peer_t *dst, const char *branch, const char *metho
 	}
 	htable_insert(&T.table, &t->node, hash_str(t->key));
 	T.stats.client_live++;
-	rtx_start(t, T.tm.t1_ms); /* Timer E */
-	list_push(t, LIST_64T1);  /* Timer F */
+	rtx_start(t, T.tm.t1_ms); /* Timer E, or A for INVITE */
+	list_push(t, LIST_64T1);  /* Timer F, or B for INVITE */
+	return 0;
+}
+
+/* The ACK of a non-2xx final response to our INVITE (§17.1.1.3). */
+static int build_ack(txn_t *t, const sipmsg_t *resp)
+{
+	osip_message_t *req = t->creq->m;
+	buf_t b;
+	buf_init(&b, 0);
+	char *ruri = NULL, *via = NULL, *from = NULL, *to = NULL;
+	if (osip_uri_to_str(req->req_uri, &ruri) != 0 ||
+	    osip_via_to_str(t->creq->via, &via) != 0 ||
+	    osip_from_to_str(req->from, &from) != 0 ||
+	    osip_to_to_str(resp->m->to, &to) != 0) {
+		osip_free(ruri);
+		osip_free(via);
+		osip_free(from);
+		osip_free(to);
+		return -ENOMEM;
+	}
+	buf_printf(&b, "ACK %s SIP/2.0\r\nVia: %s\r\nMax-Forwards: 70\r\nFrom: %s\r\nTo: %s\r\n"
+		       "Call-ID: %s\r\nCSeq: %u ACK\r\n",
+		   ruri, via, from, to, sipmsg_call_id(t->creq), t->creq->cseq);
+	for (int i = 0;; i++) {
+		osip_route_t *r = osip_list_get(&req->routes, i);
+		if (!r)
+			break;
+		char *rs = NULL;
+		if (osip_route_to_str(r, &rs) == 0 && rs) {
+			buf_printf(&b, "Route: %s\r\n", rs);
+			osip_free(rs);
+		}
+	}
+	buf_puts(&b, "Content-Length: 0\r\n\r\n");
+	osip_free(ruri);
+	osip_free(via);
+	osip_free(from);
+	osip_free(to);
+	if (b.err) {
+		buf_free(&b);
+		return -ENOMEM;
+	}
+	free(t->ack);
+	t->ack = buf_steal(&b, &t->ack_len);
 	return 0;
 }
 
@@ -473,12 +538,35 @@ bool txn_client_match(const sipmsg_t *resp)
 	if (!t)
 		return false;
 	int code = resp->m->status_code;
-	if (t->state == ST_COMPLETED || t->state == ST_TERMINATED)
-		return true; /* a retransmitted final response */
+	if (t->state == ST_COMPLETED || t->state == ST_TERMINATED) {
+		/* A retransmitted final response; for INVITE, ACK it again
+		 * (Timer D keeps us here for that, §17.1.1.2). */
+		if (t->invite && t->ack && code >= 300)
+			tp_send(&t->dest, t->ack, t->ack_len);
+		return true;
+	}
 	txn_ref(t);
 	if (code < 200) {
 		t->state = ST_PROCEEDING;
+		if (t->invite)
+			rtx_stop(t); /* a provisional stops Timer A */
 		client_report(t, resp, code, false);
+	} else if (t->invite && code < 300) {
+		/* 2xx: the transaction ends; the TU sends the ACK and absorbs
+		 * 2xx retransmissions (§17.1.1.2, RFC 6026). */
+		rtx_stop(t);
+		client_report(t, resp, code, true);
+		terminate(t);
+	} else if (t->invite) {
+		rtx_stop(t);
+		if (build_ack(t, resp) == 0)
+			tp_send(&t->dest, t->ack, t->ack_len);
+		t->state = ST_COMPLETED;
+		client_report(t, resp, code, true);
+		if (t->reliable)
+			terminate(t);
+		else
+			list_push(t, LIST_64T1); /* Timer D: at least 32 s */
 	} else {
 		t->state = ST_COMPLETED;
 		rtx_stop(t);

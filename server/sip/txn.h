@@ -84,10 +84,14 @@ typedef void (*txn_response_cb)(void *arg, const sipmsg_t *resp, int code, bool 
 /* Writes a new RFC 3261 branch ("z9hG4bK" + random) into out (>= 40 bytes). */
 void txn_new_branch(char *out, size_t outlen);
 
-/* Starts a non-INVITE client transaction: sends the request bytes (whose
- * top Via carries branch) to dst, retransmits over UDP, and reports the
- * outcome through cb.  The bytes are copied.  Returns 0 (cb will run
- * exactly once) or a negative errno (cb never runs). */
+/* Starts a client transaction: sends the request bytes (whose top Via
+ * carries branch) to dst, retransmits over UDP (timer E, or A for
+ * INVITE), and reports the outcome through cb (timeout: F, or B).  For
+ * INVITE, a 3xx-6xx final is ACKed here (and again for each
+ * retransmission during Timer D); a 2xx ends the transaction and its ACK
+ * is the caller's (RFC 3261 §13.2.2.4).  The bytes are copied.  Returns 0
+ * (cb will run exactly once with final == true) or a negative errno (cb
+ * never runs). */
 int txn_client_start(const tp_peer_t *dst, const char *branch, const char *method,
 		     const char *bytes, size_t len, txn_response_cb cb, void *arg);
 

@@ -33,7 +33,7 @@ static struct sockaddr_storage server_addr;
 static uv_udp_t client;
 static struct sockaddr_in client_addr;
 static int n_rx_200, n_rx_486, n_rx_100, n_server_requests, n_rx_requests;
-static int final_callbacks, last_code;
+static int final_callbacks, last_code, n_rx_ack;
 static bool client_answers;
 static char last_request[4096];
 
@@ -96,7 +96,9 @@ static void on_client_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *b, const stru
 		n_rx_486++;
 	else if (strncmp(b->base, "SIP/2.0 100", 11) == 0)
 		n_rx_100++;
-	else {
+	else if (strncmp(b->base, "ACK ", 4) == 0) {
+		n_rx_ack++;
+	} else {
 		/* A request from a client transaction of the server. */
 		n_rx_requests++;
 		size_t len = (size_t)n < sizeof last_request - 1 ? (size_t)n : sizeof last_request - 1;
@@ -107,10 +109,12 @@ static void on_client_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *b, const stru
 			const char *via = strstr(last_request, "Via:");
 			const char *via_end = via ? strstr(via, "\r\n") : NULL;
 			char resp[1024];
+			bool invite = strncmp(last_request, "INVITE ", 7) == 0;
 			int rl = snprintf(resp, sizeof resp,
-					  "SIP/2.0 200 OK\r\n%.*s\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\n"
-					  "Call-ID: c1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
-					  (int)(via_end - via), via);
+					  "SIP/2.0 %s\r\n%.*s\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\n"
+					  "Call-ID: c1\r\nCSeq: 1 %s\r\nContent-Length: 0\r\n\r\n",
+					  invite ? "486 Busy Here" : "200 OK", (int)(via_end - via), via,
+					  invite ? "INVITE" : "MESSAGE");
 			uv_buf_t ub = uv_buf_init(resp, (unsigned)rl);
 			uv_udp_try_send(&client, &ub, 1, (const struct sockaddr *)&server_addr);
 			uv_udp_try_send(&client, &ub, 1, (const struct sockaddr *)&server_addr);
@@ -297,6 +301,34 @@ static void test_client_answered(void **state)
 	assert_int_equal(st.client_live, 0);
 }
 
+/* INVITE client: a 486 is ACKed by the transaction, and ACKed again when
+ * the 486 is retransmitted (Timer D). */
+static void test_invite_client_ack(void **state)
+{
+	(void)state;
+	client_answers = true;
+	final_callbacks = n_rx_requests = n_rx_ack = 0;
+	char branch[64], req[1024];
+	txn_new_branch(branch, sizeof branch);
+	struct sockaddr_in *sin = (struct sockaddr_in *)&server_addr;
+	int n = snprintf(req, sizeof req,
+			 "INVITE sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%u;branch=%s\r\n"
+			 "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
+			 "Route: <sip:proxy.example;lr>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			 ntohs(sin->sin_port), branch);
+	tp_peer_t dst = client_peer();
+	assert_int_equal(txn_client_start(&dst, branch, "INVITE", req, (size_t)n, on_client_result, NULL), 0);
+	run_for(100);
+	assert_int_equal(final_callbacks, 1);
+	assert_int_equal(last_code, 486);
+	assert_int_equal(n_rx_requests, 1); /* no INVITE retransmission after the answer */
+	assert_int_equal(n_rx_ack, 2);      /* one per 486 received */
+	run_for(64 * T1 + 300);
+	txn_stats_t st;
+	txn_get_stats(&st);
+	assert_int_equal(st.client_live, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +336,7 @@ int main(void)
 		cmocka_unit_test(test_invite_timer_g_and_ack),
 		cmocka_unit_test(test_client_timeout),
 		cmocka_unit_test(test_client_answered),
+		cmocka_unit_test(test_invite_client_ack),
 	};
 	return cmocka_run_group_tests_name("txn", tests, setup, teardown);
 }
