@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #ifndef SIMPLED_SCHEMA_DIR
 #define SIMPLED_SCHEMA_DIR "schema"
@@ -61,6 +62,9 @@ static int cmd_user_add(struct ctl *ctl, int argc, char **argv);
 static int cmd_user_passwd(struct ctl *ctl, int argc, char **argv);
 static int cmd_user_del(struct ctl *ctl, int argc, char **argv);
 static int cmd_user_list(struct ctl *ctl, int argc, char **argv);
+static int cmd_rules_set(struct ctl *ctl, int argc, char **argv);
+static int cmd_rules_del(struct ctl *ctl, int argc, char **argv);
+static int cmd_rules_list(struct ctl *ctl, int argc, char **argv);
 
 static const struct ctl_cmd commands[] = {
 	{"migrate", NULL, 0, 2, cmd_migrate, "[--schema DIR]",
@@ -70,6 +74,13 @@ static const struct ctl_cmd commands[] = {
 	{"user", "passwd", 2, 2, cmd_user_passwd, "USER@DOMAIN PASSWORD", "set a user's password"},
 	{"user", "del", 1, 1, cmd_user_del, "USER@DOMAIN", "delete a user"},
 	{"user", "list", 0, 1, cmd_user_list, "[DOMAIN]", "print user@domain, one a line"},
+	{"rules", "add", 3, 3, cmd_rules_set, "PRESENTITY WATCHER allow|block|polite-block|pending",
+	 "set who may watch PRESENTITY (WATCHER: user@domain, or a whole domain); takes effect at once"},
+	{"rules", "allow", 2, 2, cmd_rules_set, "PRESENTITY WATCHER",
+	 "shorthand for rules add ... allow (approves a pending watcher)"},
+	{"rules", "block", 2, 2, cmd_rules_set, "PRESENTITY WATCHER", "shorthand for rules add ... block"},
+	{"rules", "del", 2, 2, cmd_rules_del, "PRESENTITY WATCHER", "remove a rule (the default applies again)"},
+	{"rules", "list", 0, 1, cmd_rules_list, "[PRESENTITY]", "print presentity watcher action, one a line"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -347,6 +358,140 @@ static int cmd_user_del(struct ctl *ctl, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* --- presence rules (table presence_rules, schema/002) ------------------ */
+
+#define RULES_CHANNEL "simpled_rules"
+
+/* "alice@example.test" or "sip:alice@example.test" -> "sip:alice@example.test"
+ * with the domain lower-cased, as the server keys presentities. */
+static int presentity_aor(const char *arg, char *out, size_t outlen)
+{
+	char user[USER_MAX + 1], domain[DOMAIN_MAX + 1];
+	if (strncasecmp(arg, "sip:", 4) == 0)
+		arg += 4;
+	else if (strncasecmp(arg, "sips:", 5) == 0)
+		arg += 5;
+	if (parse_address(arg, user, domain) != 0)
+		return -EINVAL;
+	int n = snprintf(out, outlen, "sip:%s@%s", user, domain);
+	return (n < 0 || (size_t)n >= outlen) ? -ENOSPC : 0;
+}
+
+/* A watcher pattern: an AOR as above, or a whole domain ("example.test"
+ * or "*@example.test") stored as the lower-cased domain. */
+static int watcher_pattern(const char *arg, char *out, size_t outlen)
+{
+	if (strncmp(arg, "*@", 2) == 0)
+		arg += 2;
+	if (!strchr(arg, '@')) {
+		if (check_domain(arg) != 0)
+			return -EINVAL;
+		size_t i = 0;
+		for (; arg[i] && i + 1 < outlen; i++)
+			out[i] = (char)tolower((unsigned char)arg[i]);
+		out[i] = '\0';
+		return 0;
+	}
+	return presentity_aor(arg, out, outlen);
+}
+
+static const char *rule_action(const char *cmd_name, int argc, char **argv)
+{
+	if (strcmp(cmd_name, "allow") == 0)
+		return "allow";
+	if (strcmp(cmd_name, "block") == 0)
+		return "block";
+	if (argc < 3)
+		return NULL;
+	static const char *const actions[] = {"allow", "block", "polite-block", "pending"};
+	for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
+		if (strcmp(argv[2], actions[i]) == 0)
+			return actions[i];
+	}
+	if (strcmp(argv[2], "confirm") == 0)
+		return "pending";
+	return NULL;
+}
+
+static const char *current_command_name = "";
+
+static int cmd_rules_set(struct ctl *ctl, int argc, char **argv)
+{
+	char presentity[USER_MAX + DOMAIN_MAX + 8], watcher[USER_MAX + DOMAIN_MAX + 8];
+	if (presentity_aor(argv[0], presentity, sizeof presentity) != 0)
+		return usage_error("rules: invalid presentity '%s' (want user@domain)", argv[0]);
+	if (watcher_pattern(argv[1], watcher, sizeof watcher) != 0)
+		return usage_error("rules: invalid watcher '%s' (want user@domain or a domain)", argv[1]);
+	const char *action = rule_action(current_command_name, argc, argv);
+	if (!action)
+		return usage_error("rules: action must be allow, block, polite-block or pending");
+	/* One statement: the rule and the announcement commit together, so
+	 * running servers re-read exactly what was stored. */
+	const char *params[3] = {presentity, watcher, action};
+	PGresult *res = ctl_exec(ctl,
+				 "WITH w AS (INSERT INTO presence_rules (presentity, watcher, action)"
+				 " VALUES ($1, $2, $3) ON CONFLICT (presentity, watcher) DO UPDATE"
+				 " SET action = EXCLUDED.action,"
+				 "     updated_at = extract(epoch FROM now())::bigint"
+				 " RETURNING presentity)"
+				 " SELECT pg_notify('" RULES_CHANNEL "', presentity) FROM w",
+				 3, params);
+	if (!res)
+		return EXIT_DB;
+	PQclear(res);
+	return EXIT_OK;
+}
+
+static int cmd_rules_del(struct ctl *ctl, int argc, char **argv)
+{
+	(void)argc;
+	char presentity[USER_MAX + DOMAIN_MAX + 8], watcher[USER_MAX + DOMAIN_MAX + 8];
+	if (presentity_aor(argv[0], presentity, sizeof presentity) != 0 ||
+	    watcher_pattern(argv[1], watcher, sizeof watcher) != 0)
+		return usage_error("rules del: want PRESENTITY WATCHER");
+	const char *params[2] = {presentity, watcher};
+	PGresult *res = ctl_exec(ctl,
+				 "WITH d AS (DELETE FROM presence_rules WHERE presentity = $1 AND watcher = $2"
+				 " RETURNING presentity)"
+				 " SELECT pg_notify('" RULES_CHANNEL "', presentity) FROM d",
+				 2, params);
+	if (!res)
+		return EXIT_DB;
+	int n = PQntuples(res);
+	PQclear(res);
+	if (n == 0) {
+		fprintf(stderr, "simplectl: no rule for %s watching %s\n", watcher, presentity);
+		return EXIT_NOTFOUND;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_rules_list(struct ctl *ctl, int argc, char **argv)
+{
+	char presentity[USER_MAX + DOMAIN_MAX + 8];
+	PGresult *res;
+	if (argc == 1) {
+		if (presentity_aor(argv[0], presentity, sizeof presentity) != 0)
+			return usage_error("rules list: invalid presentity '%s'", argv[0]);
+		const char *params[1] = {presentity};
+		res = ctl_exec(ctl,
+			       "SELECT presentity, watcher, action FROM presence_rules"
+			       " WHERE presentity = $1 ORDER BY watcher",
+			       1, params);
+	} else {
+		res = ctl_exec(ctl,
+			       "SELECT presentity, watcher, action FROM presence_rules"
+			       " ORDER BY presentity, watcher",
+			       0, NULL);
+	}
+	if (!res)
+		return EXIT_DB;
+	for (int i = 0; i < PQntuples(res); i++)
+		printf("%s %s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+	PQclear(res);
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_DB;
+}
+
 static int cmd_user_list(struct ctl *ctl, int argc, char **argv)
 {
 	char domain[DOMAIN_MAX + 1];
@@ -454,6 +599,7 @@ int main(int argc, char **argv)
 	}
 	/* db_migrate reports each file it applies at INFO, on stderr. */
 	log_set_level(LOG_INFO);
+	current_command_name = cmd->name ? cmd->name : "";
 	int rc = cmd->run(&ctl, nargs, argv + i);
 	if (ctl.pg)
 		PQfinish(ctl.pg);

@@ -148,6 +148,22 @@ expect 1 user list "bad domain"
 expect 1 --bogus user list
 [[ $(sql "SELECT count(*) FROM users WHERE domain = '$DOM'") == 1 ]] || fail "a bad command wrote a row"
 
+# --- presence rules -------------------------------------------------------
+sql "DELETE FROM presence_rules WHERE presentity LIKE 'sip:%@$DOM'" >/dev/null
+expect 0 rules add "carol@${DOM^^}" "dave@$DOM" pending
+expect 0 rules allow "sip:carol@$DOM" "*@other.test"
+expect 0 rules add "carol@$DOM" "dave@$DOM" polite-block # replaces
+[[ $(sql "SELECT action FROM presence_rules WHERE presentity = 'sip:carol@$DOM' AND watcher = 'sip:dave@$DOM'") == polite-block ]] ||
+	fail "rules add did not replace the action"
+[[ $(sql "SELECT count(*) FROM presence_rules WHERE presentity = 'sip:carol@$DOM' AND watcher = 'other.test'") == 1 ]] ||
+	fail "a domain watcher is not stored as the domain"
+expect 1 rules add "carol@$DOM" "dave@$DOM" maybe
+expect 1 rules add "nobody" "dave@$DOM" allow
+expect 0 rules del "carol@$DOM" other.test
+expect 2 rules del "carol@$DOM" other.test
+out=$("$CTL" --db "$DB" rules list "carol@$DOM")
+[[ "$out" == "sip:carol@$DOM sip:dave@$DOM polite-block" ]] || fail "rules list printed '$out'"
+
 # --- database errors ------------------------------------------------------
 out=$("$CTL" --db "host=/nonexistent-simpled port=1 dbname=x" user list 2>&1)
 [[ $? -eq 3 ]] || fail "unreachable database: expected exit 3 ($out)"
