@@ -147,7 +147,8 @@ static const char *const SQL_BATCH =
 	" created_at"
 
 static const char *const SQL_LOAD =
-	"SELECT " SUB_COLUMNS " FROM presence_subscriptions WHERE expires_at > $1 ORDER BY created_at";
+	"SELECT " SUB_COLUMNS " FROM presence_subscriptions WHERE expires_at > $1"
+	" AND node IS NOT DISTINCT FROM $2 ORDER BY created_at";
 static const char *const SQL_PURGE =
 	"DELETE FROM presence_subscriptions WHERE ctid = ANY(ARRAY("
 	"  SELECT ctid FROM presence_subscriptions WHERE expires_at < $1 LIMIT 1000))";
@@ -1500,12 +1501,22 @@ static void load_rows(PGresult *r)
 			sub_unref(s);
 			continue;
 		}
-		/* Rules are the truth for the authorization; a polite block
-		 * is stored as active. */
+		/* The rules are the truth (they may have changed while we were
+		 * down; a polite block is stored as active): a watcher approved
+		 * meanwhile becomes active and is told at once.  A block is
+		 * applied by the next ev_reauthorize(). */
 		if (pkg->authorize && strcmp(s->watcher, s->resource) != 0) {
 			ev_auth_t a = pkg->authorize(s->watcher, s->resource);
-			if (a == EV_AUTH_POLITE && s->state == EV_STATE_ACTIVE)
+			if (a != EV_AUTH_BLOCK && a != s->auth) {
+				ev_state_t st = a == EV_AUTH_PENDING ? EV_STATE_PENDING : EV_STATE_ACTIVE;
 				s->auth = a;
+				if (st != s->state) {
+					s->state = st;
+					s->need_full = true;
+					mark_dirty(s);
+					ev_sub_schedule(s);
+				}
+			}
 		}
 		sub_unref(s); /* the indexes keep theirs */
 	}
@@ -1543,8 +1554,10 @@ int ev_init(uv_loop_t *loop, const ev_options_t *opts, const char *conninfo)
 		}
 		char nowbuf[24];
 		snprintf(nowbuf, sizeof nowbuf, "%" PRId64, now_s());
-		const char *params[1] = {nowbuf};
-		PGresult *r = PQexecParams(c, SQL_LOAD, 1, NULL, params, NULL, NULL, 0);
+		/* A node serves the dialogs it created (several nodes may share
+		 * the table). */
+		const char *params[2] = {nowbuf, E.node_name};
+		PGresult *r = PQexecParams(c, SQL_LOAD, 2, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 			LOGE("event", "cannot load subscriptions: %s", PQerrorMessage(c));
 			PQclear(r);
@@ -1614,5 +1627,11 @@ void ev_shutdown(void)
 	htable_destroy(&E.watchers);
 	free(E.node_name);
 	free(E.advertised_host);
-	memset(&E, 0, sizeof E);
+	/* The handles embedded in E close on the next loop run: leave them
+	 * (and the package table) alone. */
+	E.node_name = E.advertised_host = NULL;
+	E.later = NULL;
+	E.nlater = E.caplater = 0;
+	E.nsubs = 0;
+	E.started = false;
 }

@@ -23,6 +23,9 @@
 #include "server/router.h"
 
 #define AOR_MAX 512
+/* Publication changes are announced to the other nodes sharing the
+ * database: payload "INSTANCE\nEVENT\nRESOURCE". */
+#define PUB_CHANNEL "simpled_presence"
 
 struct pres;
 
@@ -36,6 +39,7 @@ typedef struct pub {
 	size_t len;
 	int64_t expires_at, created_us, modified_us;
 	bool live, marked;
+	bool foreign; /* replaced by another node's rows: never written again */
 } pub_t;
 
 typedef struct pres {
@@ -49,6 +53,7 @@ static struct {
 	uv_loop_t *loop;
 	pub_options_t o;
 	char *node_name;
+	char instance[17]; /* this process, for the announcements */
 	htable_t etags, res;
 	unsigned long npubs;
 	pbatch_t batch;
@@ -69,16 +74,23 @@ static const char *const SQL_BATCH =
 	"     $7::bytea[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[])"
 	"  ON CONFLICT (id) DO UPDATE SET etag = EXCLUDED.etag, content_type = EXCLUDED.content_type,"
 	"     body = EXCLUDED.body, expires_at = EXCLUDED.expires_at,"
-	"     modified_us = EXCLUDED.modified_us, node = EXCLUDED.node RETURNING 1)"
-	" SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM ins)";
+	"     modified_us = EXCLUDED.modified_us, node = EXCLUDED.node RETURNING 1),"
+	/* Other nodes re-read these resources once this commits (the
+	 * notifications are delivered at commit). */
+	" ann AS (SELECT pg_notify('" PUB_CHANNEL "', p) FROM (SELECT DISTINCT unnest($12::text[]) AS p) q)"
+	" SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM ins), (SELECT count(*) FROM ann)";
 static const char *const SQL_LOAD =
 	"SELECT id, etag, event, resource, content_type, body, expires_at, created_us, modified_us"
 	" FROM presence_publications WHERE expires_at > $1 ORDER BY created_us, id";
+static const char *const SQL_RELOAD =
+	"SELECT id, etag, event, resource, content_type, body, expires_at, created_us, modified_us"
+	" FROM presence_publications WHERE event = $1 AND resource = $2 AND expires_at > $3"
+	" ORDER BY created_us, id";
 static const char *const SQL_PURGE =
 	"DELETE FROM presence_publications WHERE ctid = ANY(ARRAY("
 	"  SELECT ctid FROM presence_publications WHERE expires_at < $1 LIMIT 1000))";
 
-enum { A_DEL, A_ID, A_ETAG, A_EVENT, A_RES, A_CTYPE, A_BODY, A_EXP, A_CREATED, A_MODIFIED, A_NODE, A_COUNT };
+enum { A_DEL, A_ID, A_ETAG, A_EVENT, A_RES, A_CTYPE, A_BODY, A_EXP, A_CREATED, A_MODIFIED, A_NODE, A_ANN, A_COUNT };
 
 static int64_t now_s(void) { return (int64_t)time(NULL); }
 static int64_t now_us(void)
@@ -258,6 +270,16 @@ static void add_hex(buf_t *arr, const char *data, size_t len)
 static void row_add(void *item, buf_t *a, int64_t now)
 {
 	pub_t *x = item;
+	if (x->foreign)
+		return;
+	buf_t ann;
+	buf_init(&ann, 0);
+	buf_printf(&ann, "%s\n%s\n%s", P.instance, x->pkg->name, x->resource);
+	if (ann.err)
+		a[A_ANN].err = ann.err;
+	else
+		db_array_add(&a[A_ANN], buf_cstr(&ann));
+	buf_free(&ann);
 	if (!x->live || x->expires_at <= now) {
 		db_array_add(&a[A_DEL], x->id);
 		return;
@@ -313,6 +335,14 @@ typedef struct preq {
 	enum op op;
 	pub_t *pub;
 	char *ctype;
+	char pub_etag_after[24]; /* the etag this request gave */
+	/* What a modify/refresh/remove replaced, restored when the write
+	 * fails, so memory never keeps what the database refused. */
+	struct {
+		char *etag, *body, *ctype;
+		size_t len;
+		int64_t expires_at, modified_us;
+	} old;
 } preq_t;
 
 static void preq_free(preq_t *r)
@@ -321,7 +351,56 @@ static void preq_free(preq_t *r)
 	pub_unref(r->pub);
 	free(r->if_match);
 	free(r->ctype);
+	free(r->old.etag);
+	free(r->old.body);
+	free(r->old.ctype);
 	free(r);
+}
+
+static void save_old(preq_t *r, pub_t *x)
+{
+	r->old.etag = x->etag ? strdup(x->etag) : NULL;
+	r->old.expires_at = x->expires_at;
+	r->old.modified_us = x->modified_us;
+}
+
+/* Puts back what the failed request changed (unless a later request has
+ * changed the publication again: then memory holds that one's state). */
+static void restore_old(preq_t *r, pub_t *x)
+{
+	switch (r->op) {
+	case OP_INITIAL:
+		if (x->live) {
+			pub_unlink(x);
+			mark_dirty(x);
+		}
+		return;
+	case OP_REMOVE:
+		if (!x->live && r->old.etag && !find_etag(r->old.etag) && pub_link(x) == 0)
+			mark_dirty(x);
+		return;
+	case OP_MODIFY:
+	case OP_REFRESH:
+		if (!x->live || !r->old.etag || strcmp(x->etag, r->pub_etag_after) != 0)
+			return;
+		if (r->op == OP_MODIFY && r->old.body) {
+			free(x->body);
+			free(x->ctype);
+			x->body = r->old.body;
+			x->ctype = r->old.ctype;
+			x->len = r->old.len;
+			r->old.body = r->old.ctype = NULL;
+			x->modified_us = r->old.modified_us;
+		}
+		htable_remove(&P.etags, &x->enode);
+		free(x->etag);
+		x->etag = r->old.etag;
+		r->old.etag = NULL;
+		htable_insert(&P.etags, &x->enode, hash_str(x->etag));
+		x->expires_at = r->old.expires_at;
+		mark_dirty(x);
+		return;
+	}
 }
 
 static void reply_503(txn_t *t, const char *why)
@@ -337,10 +416,11 @@ static void committed(void *arg, int err)
 	pub_t *x = r->pub;
 	if (err) {
 		reply_503(r->t, "Service Unavailable - Database Unavailable");
-		if (r->op == OP_INITIAL && x->live) {
-			pub_unlink(x);
-			mark_dirty(x);
-		}
+		restore_old(r, x);
+		/* A NOTIFY sent meanwhile (a new watcher) may have shown the
+		 * refused state: drop cached documents and show the restored
+		 * one. */
+		ev_resource_changed(r->pkg, r->resource);
 		preq_free(r);
 		return;
 	}
@@ -469,8 +549,10 @@ static void process(preq_t *r, const char *auth_user)
 		}
 		memcpy(nb, body->body, body->length);
 		nb[body->length] = '\0';
-		free(x->body);
-		free(x->ctype);
+		save_old(r, x);
+		r->old.body = x->body;
+		r->old.ctype = x->ctype;
+		r->old.len = x->len;
 		x->body = nb;
 		x->ctype = nc;
 		x->len = body->length;
@@ -481,17 +563,20 @@ static void process(preq_t *r, const char *auth_user)
 		break;
 	}
 	case OP_REFRESH:
+		save_old(r, x);
 		x->expires_at = now + r->expires;
 		new_etag(x);
 		x->refs++;
 		break;
 	case OP_REMOVE:
+		save_old(r, x);
 		x->refs++;
 		pub_unlink(x);
 		break;
 	}
 	mark_dirty(x);
 	r->pub = x;
+	snprintf(r->pub_etag_after, sizeof r->pub_etag_after, "%s", x->etag);
 	LOGD("publish", "%s %s for %s: etag %s", r->op == OP_INITIAL ? "new" : r->op == OP_MODIFY ? "modified"
 						: r->op == OP_REFRESH ? "refreshed" : "removed",
 	     r->pkg->name, r->resource, x->etag);
@@ -692,6 +777,64 @@ static void tick(uv_timer_t *h)
 
 /* --- start and stop ----------------------------------------------------------- */
 
+static void load_rows(PGresult *r);
+
+/* Another node committed a change of (event, resource): replace what
+ * memory holds with the table's rows and tell the watchers. */
+typedef struct reload {
+	char *event, *resource;
+} reload_t;
+
+static void reload_done(void *arg, int err, PGresult *res)
+{
+	reload_t *rl = arg;
+	const ev_package_t *pkg = ev_find_package(rl->event);
+	if (!err && res && P.started && pkg) {
+		pres_t *p = res_get(rl->event, rl->resource, false);
+		while (p && p->head) {
+			pub_t *x = p->head;
+			bool last = p->count == 1;
+			x->foreign = true;
+			pub_unlink(x); /* memory only: the row is the other node's */
+			if (last)
+				break;
+		}
+		load_rows(res);
+		LOGD("publish", "%s of %s re-read after a change on another node", rl->event, rl->resource);
+		ev_resource_changed(pkg, rl->resource);
+	} else if (err) {
+		LOGW("publish", "cannot re-read %s of %s (%d)", rl->event, rl->resource, err);
+	}
+	free(rl->event);
+	free(rl->resource);
+	free(rl);
+}
+
+static void on_announce(void *ctx, const char *channel, const char *payload)
+{
+	(void)ctx;
+	(void)channel;
+	const char *nl1 = payload ? strchr(payload, '\n') : NULL;
+	const char *nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
+	if (!nl2 || !P.started || P.stopping)
+		return;
+	if ((size_t)(nl1 - payload) == strlen(P.instance) && strncmp(payload, P.instance, strlen(P.instance)) == 0)
+		return; /* our own */
+	reload_t *rl = calloc(1, sizeof *rl);
+	if (!rl)
+		return;
+	rl->event = strndup(nl1 + 1, (size_t)(nl2 - nl1 - 1));
+	rl->resource = strdup(nl2 + 1);
+	char nowbuf[24];
+	snprintf(nowbuf, sizeof nowbuf, "%" PRId64, now_s());
+	const char *params[3] = {rl->event, rl->resource, nowbuf};
+	if (!rl->event || !rl->resource || db_exec("pub_reload", 3, params, reload_done, rl) != 0) {
+		free(rl->event);
+		free(rl->resource);
+		free(rl);
+	}
+}
+
 static void load_rows(PGresult *r)
 {
 	int n = PQntuples(r);
@@ -748,6 +891,9 @@ int pub_init(uv_loop_t *loop, const pub_options_t *opts, const char *conninfo)
 		err = db_prepare("pub_batch", SQL_BATCH);
 	if (!err)
 		err = db_prepare("pub_purge", SQL_PURGE);
+	if (!err)
+		err = db_prepare("pub_reload", SQL_RELOAD);
+	sip_random_token(P.instance, sizeof P.instance);
 	if (err)
 		return err;
 	if (conninfo) {
@@ -780,7 +926,7 @@ int pub_init(uv_loop_t *loop, const pub_options_t *opts, const char *conninfo)
 	uv_unref((uv_handle_t *)&P.tick);
 	P.last_purge = uv_now(loop);
 	P.started = true;
-	return 0;
+	return db_listen(PUB_CHANNEL, on_announce, NULL);
 }
 
 void pub_stop(void)
@@ -811,5 +957,6 @@ void pub_shutdown(void)
 	htable_destroy(&P.etags);
 	htable_destroy(&P.res);
 	free(P.node_name);
-	memset(&P, 0, sizeof P);
+	P.node_name = NULL;
+	P.started = false; /* the handles in P close on the next loop run */
 }

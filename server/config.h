@@ -41,6 +41,11 @@ typedef struct config {
 	int timer_t1_ms, timer_t2_ms, timer_t4_ms;
 	int user_cache_ttl;
 	int retry_after;
+	int max_requests_per_ip;
+	int max_subscriptions_per_watcher;
+	int max_publications_per_presentity;
+	char *presence_default_policy;
+	int notify_interval_ms;
 	char *node_name;
 } config_t;
 

@@ -18,11 +18,14 @@
 #include <strings.h>
 #include <uv.h>
 
+#include "messaging/messaging.h"
+#include "presence/presence.h"
 #include "server/auth/authn.h"
 #include "server/base/log.h"
 #include "server/db/db.h"
 #include "server/registrar/location.h"
 #include "server/registrar/registrar.h"
+#include "server/ratelimit.h"
 #include "server/router.h"
 #include "server/sip/sipmsg.h"
 #include "server/sip/txn.h"
@@ -94,6 +97,10 @@ static void on_message(void *arg, const tp_peer_t *from, char *data, size_t len)
 	(void)arg;
 	sipmsg_t *msg = NULL;
 	char why[128] = "";
+	/* Requests only: responses answer our own NOTIFYs and MESSAGEs. */
+	if (!(len >= 8 && memcmp(data, "SIP/2.0 ", 8) == 0) &&
+	    !ratelimit_allow(&from->addr, uv_now(S.loop)))
+		return;
 	int rc = sipmsg_parse(data, len, from, &S.limits, &msg, why, sizeof why);
 	if (rc != 0) {
 		char ip[64];
@@ -208,8 +215,12 @@ static int open_listeners(void)
 static void db_closed(void *arg)
 {
 	(void)arg;
+	msg_shutdown();
 	txn_shutdown();
+	/* After the transactions: open NOTIFY transactions report to it. */
+	presence_shutdown();
 	loc_shutdown();
+	ratelimit_shutdown();
 	authn_shutdown();
 	tp_shutdown();
 	uv_close((uv_handle_t *)&S.sigterm, NULL);
@@ -228,6 +239,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	S.stopping = true;
 	LOGI("server", "signal %d: stopping (finishing in-flight database writes)", signum);
 	tp_stop_listening();
+	presence_stop();
 	/* db_shutdown lets queued and in-flight queries (the batch whose
 	 * clients wait for 200) finish before it closes the pool. */
 	db_shutdown(db_closed, NULL);
@@ -299,8 +311,41 @@ int server_run(const config_t *cfg)
 		.is_local_target = registrar_host_ok,
 	};
 	reg_init(&ro);
+	ratelimit_init((unsigned)cfg->max_requests_per_ip);
 	router_add("REGISTER", reg_handle_register);
 	router_add_supported("path");
+	presence_options_t po = {
+		.conninfo = cfg->db,
+		.min_expires = (unsigned)cfg->min_expires,
+		.max_expires = (unsigned)cfg->max_expires,
+		.default_expires = 3600,
+		.max_subscriptions_per_watcher = (unsigned)cfg->max_subscriptions_per_watcher,
+		.max_publications_per_presentity = (unsigned)cfg->max_publications_per_presentity,
+		.default_policy = cfg->presence_default_policy,
+		.retry_after = (unsigned)cfg->retry_after,
+		.auth = cfg->auth,
+		.is_local_domain = server_is_local_domain,
+		.notify_interval_ms = (unsigned)cfg->notify_interval_ms,
+		.node_name = cfg->node_name,
+	};
+	if (presence_init(S.loop, &po) != 0) {
+		LOGE("server", "presence initialisation failed");
+		return 1;
+	}
+	msg_options_t mo = {
+		.loop = S.loop,
+		.conninfo = cfg->db,
+		.node_name = cfg->node_name,
+		.retry_after_s = (unsigned)cfg->retry_after,
+		.is_local_domain = server_is_local_domain,
+		.is_local_address = server_is_local_address,
+		.default_domain = cfg->domain.n ? cfg->domain.items[0] : NULL,
+	};
+	if (msg_init(&mo) != 0) {
+		LOGE("server", "messaging initialisation failed");
+		return 1;
+	}
+	router_add("MESSAGE", msg_handle_message);
 
 	txn_timers_t tt = {(unsigned)cfg->timer_t1_ms, (unsigned)cfg->timer_t2_ms,
 			   (unsigned)cfg->timer_t4_ms};

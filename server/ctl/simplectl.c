@@ -18,6 +18,7 @@
  * 3 database (or other runtime) error. */
 #include "server/auth/auth.h"
 #include "server/base/log.h"
+#include "messaging/ctl_messages.h"
 #include "server/db/db.h"
 
 #include <ctype.h>
@@ -63,6 +64,14 @@ static int cmd_user_passwd(struct ctl *ctl, int argc, char **argv);
 static int cmd_user_del(struct ctl *ctl, int argc, char **argv);
 static int cmd_user_list(struct ctl *ctl, int argc, char **argv);
 static int cmd_rules_set(struct ctl *ctl, int argc, char **argv);
+static int cmd_messages_list(struct ctl *ctl, int argc, char **argv)
+{
+	return msgctl_list(ctl->conninfo, argc, argv);
+}
+static int cmd_messages_purge(struct ctl *ctl, int argc, char **argv)
+{
+	return msgctl_purge(ctl->conninfo, argc, argv);
+}
 static int cmd_rules_del(struct ctl *ctl, int argc, char **argv);
 static int cmd_rules_list(struct ctl *ctl, int argc, char **argv);
 
@@ -74,6 +83,8 @@ static const struct ctl_cmd commands[] = {
 	{"user", "passwd", 2, 2, cmd_user_passwd, "USER@DOMAIN PASSWORD", "set a user's password"},
 	{"user", "del", 1, 1, cmd_user_del, "USER@DOMAIN", "delete a user"},
 	{"user", "list", 0, 1, cmd_user_list, "[DOMAIN]", "print user@domain, one a line"},
+	{"messages", "list", 1, 1, cmd_messages_list, "USER@DOMAIN", "print the stored messages of a user"},
+	{"messages", "purge", 1, 1, cmd_messages_purge, "USER@DOMAIN", "delete the stored messages of a user"},
 	{"rules", "add", 3, 3, cmd_rules_set, "PRESENTITY WATCHER allow|block|polite-block|pending",
 	 "set who may watch PRESENTITY (WATCHER: user@domain, or a whole domain); takes effect at once"},
 	{"rules", "allow", 2, 2, cmd_rules_set, "PRESENTITY WATCHER",

@@ -75,6 +75,8 @@ class Agent:
                 "ctype": msg.get("content-type") or msg.get("c"),
                 "body": msg.body,
                 "contact": msg.get("contact"),
+                "route": msg.all("route"),
+                "ruri": msg.first.split(" ")[1] if " " in msg.first else None,
                 "answered": self.reply_code if self.answer else None,
             }
             self.notifies.append(entry)
@@ -213,8 +215,12 @@ def cmd_publish(agent, args):
     return resp
 
 
-def sub_headers(args, expires):
+def sub_headers(args, expires, agent=None):
     hdrs = ["Event: %s" % args.event, "Expires: %s" % expires]
+    if agent is not None and getattr(args, "record_route", False):
+        # As a proxy on the path would: the route set of the dialog.
+        hdrs.append("Record-Route: <sip:%s;lr;rr=one>, <sip:192.0.2.9:5060;lr;rr=two>" %
+                    agent.conn.via_host())
     for a in args.accept or []:
         hdrs.append("Accept: %s" % a)
     hdrs.extend(args.header or [])
@@ -223,6 +229,8 @@ def sub_headers(args, expires):
 
 def cmd_subscribe(agent, args):
     r = Request(agent, args.aor, args.resource, args.resource)
+    if args.to_tag:
+        r.to_tag = args.to_tag
     resp = r.send("SUBSCRIBE", sub_headers(args, args.expires), "", args.password)
     expect(resp, args)
     if args.linger:
@@ -236,7 +244,7 @@ def cmd_watch(agent, args):
         agent.reply_code = 481
     if args.no_answer:
         agent.answer = False
-    resp = r.send("SUBSCRIBE", sub_headers(args, args.expires), "", args.password)
+    resp = r.send("SUBSCRIBE", sub_headers(args, args.expires, agent), "", args.password)
     agent.write({"subscribe": resp.status, "expires": resp.get("expires"),
                  "contact": resp.get("contact")})
     if not 200 <= resp.status < 300:
@@ -293,6 +301,7 @@ def main(argv):
     p.add_argument("--expires", default="600")
     p.add_argument("--accept", action="append")
     p.add_argument("--linger", type=float, default=0)
+    p.add_argument("--to-tag", help="send it in dialog (a To tag)")
     p.add_argument("--log")
     p.set_defaults(func=cmd_subscribe)
 
@@ -308,6 +317,8 @@ def main(argv):
     p.add_argument("--reply-481", action="store_true")
     p.add_argument("--no-answer", action="store_true")
     p.add_argument("--no-unsubscribe", action="store_true")
+    p.add_argument("--record-route", action="store_true",
+                   help="put a Record-Route (this client first, then 192.0.2.9) in the SUBSCRIBE")
     p.set_defaults(func=cmd_watch)
 
     args = ap.parse_args(argv)

@@ -3,7 +3,7 @@
 #
 #   pc COMMAND [OPTION...]         presence_client.py against the server; output in PC_OUT
 #   pc_try COMMAND [OPTION...]     same, but returns the status instead of failing
-#   watch_start NAME OPTION...     a background watcher logging NOTIFYs to $E2E_WORK/NAME.log
+#   watch_start NAME [--tcp] OPT.. a background watcher logging NOTIFYs to $E2E_WORK/NAME.log
 #   watch_stop NAME                makes it unsubscribe and waits for it
 #   wait_notify NAME REGEX [SECS]  waits for a NOTIFY log line matching REGEX; prints it
 #   notify_count NAME [REGEX]      NOTIFYs logged so far (matching REGEX)
@@ -27,11 +27,12 @@ pc() {
 	printf '%s\n' "$PC_OUT" | sed -n '1p' | sed 's/^/    /' >&2
 }
 
-watch_start() {
-	local name="$1"
+watch_start() { # NAME [--tcp] OPTION...
+	local name="$1" transport=udp
 	shift
+	if [[ "${1:-}" == "--tcp" ]]; then transport=tcp; shift; fi
 	rm -f "$E2E_WORK/$name.log" "$E2E_WORK/$name.stop"
-	"$PYTHON" "$PRES_DIR/presence_client.py" --server "127.0.0.1:$SERVER_PORT" watch \
+	"$PYTHON" "$PRES_DIR/presence_client.py" --server "127.0.0.1:$SERVER_PORT" --transport "$transport" watch \
 		--log "$E2E_WORK/$name.log" --stop-file "$E2E_WORK/$name.stop" "$@" \
 		</dev/null >"$E2E_WORK/$name.out" 2>"$E2E_WORK/$name.err" &
 	WATCH_PIDS[$name]=$!
