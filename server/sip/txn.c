@@ -13,6 +13,7 @@
 
 enum txn_state { ST_TRYING, ST_PROCEEDING, ST_COMPLETED, ST_CONFIRMED, ST_TERMINATED };
 enum txn_list { LIST_NONE = -1, LIST_64T1 = 0, LIST_T4 = 1, LIST_COUNT };
+#define RTX_LISTS 16
 
 struct txn {
 	hnode_t node;
@@ -26,7 +27,11 @@ struct txn {
 	size_t out_len;
 	int last_code;
 	char to_tag[20];
-	uv_timer_t *rtx;     /* retransmission timer (E, G) while retransmitting */
+	/* Retransmission timer (E, G, A): membership in the FIFO list of
+	 * its current interval (see rtx_start). */
+	struct txn *rprev, *rnext;
+	int rlist;
+	uint64_t rdeadline;
 	unsigned rtx_interval;
 	struct txn *lprev, *lnext;
 	int list;
@@ -46,6 +51,11 @@ static struct {
 	uv_timer_t sweep;
 	bool sweep_started;
 	struct { txn_t *head, *tail; } lists[LIST_COUNT];
+	/* Retransmission lists, one per interval in use (T1, 2*T1, ... T2,
+	 * and beyond T2 for Timer A): each holds transactions waiting the
+	 * same time, so each stays sorted by deadline. */
+	struct { unsigned interval; txn_t *head, *tail; } rlists[RTX_LISTS];
+	int nrlists;
 	txn_stats_t stats;
 } T;
 
@@ -102,38 +112,54 @@ void txn_unref(txn_t *t)
 	free(t);
 }
 
-static void rtx_closed(uv_handle_t *h)
-{
-	txn_t *t = h->data;
-	free(h);
-	txn_unref(t);
-}
-
 static void rtx_stop(txn_t *t)
 {
-	if (!t->rtx)
+	if (t->rlist < 0)
 		return;
-	uv_timer_stop(t->rtx);
-	uv_close((uv_handle_t *)t->rtx, rtx_closed);
-	t->rtx = NULL;
+	if (t->rprev)
+		t->rprev->rnext = t->rnext;
+	else
+		T.rlists[t->rlist].head = t->rnext;
+	if (t->rnext)
+		t->rnext->rprev = t->rprev;
+	else
+		T.rlists[t->rlist].tail = t->rprev;
+	t->rprev = t->rnext = NULL;
+	t->rlist = -1;
 }
 
-static void rtx_fire(uv_timer_t *h);
+static int rtx_list_for(unsigned interval)
+{
+	for (int i = 0; i < T.nrlists; i++) {
+		if (T.rlists[i].interval == interval)
+			return i;
+	}
+	if (T.nrlists == RTX_LISTS)
+		return -1;
+	T.rlists[T.nrlists].interval = interval;
+	return T.nrlists++;
+}
 
+/* Schedules the next retransmission in interval ms.  No timer handle per
+ * transaction: the sweep timer pops list heads that are due. */
 static void rtx_start(txn_t *t, unsigned interval)
 {
 	if (t->reliable)
 		return;
-	if (!t->rtx) {
-		t->rtx = malloc(sizeof *t->rtx);
-		if (!t->rtx)
-			return; /* no retransmissions; the peer's own timers cover us */
-		uv_timer_init(T.loop, t->rtx);
-		t->rtx->data = t;
-		txn_ref(t); /* held by the handle until its close callback */
-	}
+	rtx_stop(t);
+	int l = rtx_list_for(interval);
+	if (l < 0)
+		return; /* no retransmissions; the peer's own timers cover us */
 	t->rtx_interval = interval;
-	uv_timer_start(t->rtx, rtx_fire, interval, 0);
+	t->rdeadline = uv_now(T.loop) + interval;
+	t->rlist = l;
+	t->rprev = T.rlists[l].tail;
+	t->rnext = NULL;
+	if (T.rlists[l].tail)
+		T.rlists[l].tail->rnext = t;
+	else
+		T.rlists[l].head = t;
+	T.rlists[l].tail = t;
 }
 
 static void terminate(txn_t *t)
@@ -157,12 +183,10 @@ static void client_report(txn_t *t, const sipmsg_t *resp, int code, bool final)
 		t->cb(t->cb_arg, resp, code, final);
 }
 
-static void rtx_fire(uv_timer_t *h)
+static void rtx_fire(txn_t *t)
 {
-	txn_t *t = h->data;
-	if (t->out && t->state != ST_TERMINATED) {
+	if (t->out && t->state != ST_TERMINATED)
 		tp_send(&t->dest, t->out, t->out_len);
-	}
 	unsigned next = t->rtx_interval * 2;
 	if (t->client && t->state == ST_PROCEEDING)
 		next = T.tm.t2_ms; /* Timer E after a provisional (§17.1.2.2) */
@@ -170,8 +194,7 @@ static void rtx_fire(uv_timer_t *h)
 	 * are capped at T2. */
 	if (next > T.tm.t2_ms && !(t->client && t->invite))
 		next = T.tm.t2_ms;
-	t->rtx_interval = next;
-	uv_timer_start(h, rtx_fire, next, 0);
+	rtx_start(t, next);
 }
 
 static void expire(txn_t *t, int list)
@@ -205,6 +228,15 @@ static void expire(txn_t *t, int list)
 static void sweep_fire(uv_timer_t *h)
 {
 	uint64_t now = uv_now(T.loop);
+	for (int l = 0; l < T.nrlists; l++) {
+		/* A retransmitted transaction goes to the tail of a list with a
+		 * later deadline, so this loop ends. */
+		while (T.rlists[l].head && T.rlists[l].head->rdeadline <= now) {
+			txn_t *t = T.rlists[l].head;
+			rtx_stop(t);
+			rtx_fire(t);
+		}
+	}
 	for (int l = 0; l < LIST_COUNT; l++) {
 		while (T.lists[l].head && T.lists[l].head->deadline <= now) {
 			txn_t *t = T.lists[l].head;
@@ -230,7 +262,14 @@ int txn_init(uv_loop_t *loop, const txn_timers_t *timers)
 	if (err)
 		return err;
 	uv_timer_init(loop, &T.sweep);
-	uv_timer_start(&T.sweep, sweep_fire, 100, 100);
+	/* The sweep also drives retransmissions, so it ticks at T1/5 (100 ms
+	 * with the default T1): a retransmission is late by at most that. */
+	unsigned period = T.tm.t1_ms / 5;
+	if (period < 1)
+		period = 1;
+	if (period > 100)
+		period = 100;
+	uv_timer_start(&T.sweep, sweep_fire, period, period);
 	/* The sweep timer alone must not keep the loop alive at shutdown. */
 	uv_unref((uv_handle_t *)&T.sweep);
 	T.sweep_started = true;
@@ -334,6 +373,7 @@ txn_match_t txn_server_match(sipmsg_t *msg, txn_t **out)
 	}
 	t->refs = 1;
 	t->list = LIST_NONE;
+	t->rlist = -1;
 	t->invite = strcmp(msg->method, "INVITE") == 0;
 	t->reliable = msg->src.proto == TP_TCP;
 	t->state = ST_TRYING;
@@ -457,6 +497,7 @@ int txn_client_start(const tp_peer_t *dst, const char *branch, const char *metho
 	}
 	t->invite = creq != NULL;
 	t->creq = creq;
+	t->rlist = -1;
 	memcpy(t->out, bytes, len);
 	t->out_len = len;
 	t->refs = 1;

@@ -11,8 +11,9 @@
  * guard against a handler that never answers) are kept in FIFO lists swept
  * by one libuv timer, because every member of a list has the same duration
  * and so the lists stay sorted: tens of thousands of completed
- * transactions cost no timer handles.  Only transactions that retransmit
- * (E, G, A) own a uv_timer_t, allocated on demand.
+ * transactions cost no timer handles.  Retransmissions (E, G, A) work the
+ * same way: one FIFO list per interval in use (T1, 2*T1, ..., T2), so a
+ * transaction never owns a timer handle.
  *
  * Objects are reference counted: the transaction table holds one reference
  * until the transaction terminates; a handler that answers later (after a
