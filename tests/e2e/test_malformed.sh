@@ -93,6 +93,25 @@ except (socket.timeout, ConnectionResetError):
 s.close()
 EOF2
 
+step "Require with an unknown option gets 420 with Unsupported naming it (RFC 3261 §8.2.2.3)"
+cat >"$E2E_WORK/require.txt" <<EOT
+REGISTER sip:$E2E_DOMAIN SIP/2.0
+Via: SIP/2.0/UDP {via};branch={branch}
+Max-Forwards: 70
+From: <sip:$u@$E2E_DOMAIN>;tag={tag}
+To: <sip:$u@$E2E_DOMAIN>
+Call-ID: {callid}
+CSeq: 1 REGISTER
+Require: path, x-no-such-extension
+Contact: <sip:ua1@127.0.0.1:5099>
+Expires: 60
+Content-Length: 0
+
+EOT
+sipc raw --file "$E2E_WORK/require.txt" --expect 420 --expect-header '^Unsupported: *x-no-such-extension'
+[[ -z "$(db_query "SELECT 1 FROM location WHERE aor = 'sip:$u@$E2E_DOMAIN'")" ]] ||
+	fail "a rejected REGISTER stored a binding"
+
 step "still serving: OPTIONS over UDP and TCP"
 kill -0 "$SERVER_PID" 2>/dev/null || fail "simpled is gone"
 sipp_run options
