@@ -849,7 +849,12 @@ static void flush_notifies(void)
 		ev_sub_t *next = s->q_next;
 		s->queued = false;
 		s->q_next = NULL;
-		if (s->want && !s->outstanding && !s->final_sent && !E.stopping) {
+		if (s->want && !s->outstanding && !s->final_sent && !E.stopping &&
+		    s->state != EV_STATE_TERMINATED && body_allowed(s) && s->pkg->hold_notify &&
+		    s->pkg->hold_notify(s->resource)) {
+			/* Uncommitted change: the package reschedules us once it
+			 * is settled (s->want stays set). */
+		} else if (s->want && !s->outstanding && !s->final_sent && !E.stopping) {
 			uint64_t gap = E.o.notify_interval_ms;
 			if (gap && s->last_sent_ms && now - s->last_sent_ms < gap &&
 			    s->state != EV_STATE_TERMINATED) {

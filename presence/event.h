@@ -74,6 +74,11 @@ typedef struct ev_package {
 	/* Frees the package data of a subscription (ev_sub_set_data).  May be
 	 * NULL. */
 	void (*sub_free)(ev_sub_t *sub, void *data);
+	/* True while a change of resource is applied in memory but not yet
+	 * committed: its NOTIFYs wait, so a watcher never sees state that a
+	 * 503 later takes back.  The package calls ev_resource_changed() when
+	 * the resource settles.  May be NULL. */
+	bool (*hold_notify)(const char *resource);
 } ev_package_t;
 
 typedef struct ev_options {

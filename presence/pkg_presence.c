@@ -176,6 +176,8 @@ static ev_auth_t authorize(const char *watcher, const char *resource)
 	return rules_eval(resource, watcher);
 }
 
+static bool hold_notify(const char *resource) { return pub_hold_notify("presence", resource); }
+
 const ev_package_t pkg_presence = {
 	.name = "presence",
 	.notify_types = TYPES,
@@ -185,6 +187,7 @@ const ev_package_t pkg_presence = {
 	.body_for = body_for,
 	.on_publish = on_publish,
 	.changed = changed,
+	.hold_notify = hold_notify,
 };
 
 /* A registration changed: when no publication speaks for the presentity

@@ -403,6 +403,75 @@ static void restore_old(preq_t *r, pub_t *x)
 	}
 }
 
+/* --- uncommitted changes per (event, resource) ---------------------------- */
+
+typedef struct unsettled {
+	hnode_t node;
+	char *key; /* event "\n" resource */
+	unsigned count;
+	bool held; /* a NOTIFY waited for it */
+} unsettled_t;
+
+static htable_t unsettled_index;
+
+static bool unsettled_eq(const hnode_t *n, const void *key)
+{
+	return strcmp(container_of(n, unsettled_t, node)->key, key) == 0;
+}
+
+static unsettled_t *unsettled_find(const char *event, const char *resource, bool create)
+{
+	char key[1024];
+	snprintf(key, sizeof key, "%s\n%s", event, resource);
+	hnode_t *n = htable_find(&unsettled_index, hash_str(key), unsettled_eq, key);
+	if (n || !create)
+		return n ? container_of(n, unsettled_t, node) : NULL;
+	unsettled_t *u = calloc(1, sizeof *u);
+	if (!u || !(u->key = strdup(key))) {
+		free(u);
+		return NULL;
+	}
+	htable_insert(&unsettled_index, &u->node, hash_str(key));
+	return u;
+}
+
+static void unsettled_begin(const char *event, const char *resource)
+{
+	unsettled_t *u = unsettled_find(event, resource, true);
+	if (u)
+		u->count++;
+}
+
+/* Returns true when the resource just settled and a NOTIFY waited. */
+static bool unsettled_end(const char *event, const char *resource)
+{
+	unsettled_t *u = unsettled_find(event, resource, false);
+	if (!u || --u->count > 0)
+		return false;
+	bool held = u->held;
+	htable_remove(&unsettled_index, &u->node);
+	free(u->key);
+	free(u);
+	return held;
+}
+
+static void free_unsettled(hnode_t *n, void *arg)
+{
+	(void)arg;
+	unsettled_t *u = container_of(n, unsettled_t, node);
+	free(u->key);
+	free(u);
+}
+
+bool pub_hold_notify(const char *event, const char *resource)
+{
+	unsettled_t *u = unsettled_find(event, resource, false);
+	if (!u)
+		return false;
+	u->held = true;
+	return true;
+}
+
 static void reply_503(txn_t *t, const char *why)
 {
 	char extra[64];
@@ -414,12 +483,13 @@ static void committed(void *arg, int err)
 {
 	preq_t *r = arg;
 	pub_t *x = r->pub;
+	bool held = unsettled_end(r->pkg->name, r->resource);
 	if (err) {
 		reply_503(r->t, "Service Unavailable - Database Unavailable");
 		restore_old(r, x);
-		/* A NOTIFY sent meanwhile (a new watcher) may have shown the
-		 * refused state: drop cached documents and show the restored
-		 * one. */
+		/* NOTIFYs of this resource waited while the change was
+		 * uncommitted (pub_hold_notify); the restored state is what
+		 * they show. */
 		ev_resource_changed(r->pkg, r->resource);
 		preq_free(r);
 		return;
@@ -430,8 +500,9 @@ static void committed(void *arg, int err)
 	else
 		snprintf(extra, sizeof extra, "SIP-ETag: %s\r\nExpires: %u\r\n", x->etag, r->expires);
 	txn_reply(r->t, 200, NULL, extra, NULL, NULL, 0);
-	/* A refresh changes nothing a watcher sees. */
-	if (r->op != OP_REFRESH)
+	/* A refresh changes nothing a watcher sees, unless NOTIFYs waited
+	 * for it to settle. */
+	if (r->op != OP_REFRESH || held)
 		ev_resource_changed(r->pkg, r->resource);
 	preq_free(r);
 }
@@ -584,6 +655,7 @@ static void process(preq_t *r, const char *auth_user)
 		reply_503(r->t, "Service Unavailable - Out Of Memory");
 		goto out;
 	}
+	unsettled_begin(r->pkg->name, r->resource);
 	return;
 oom:
 	txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
@@ -884,7 +956,10 @@ int pub_init(uv_loop_t *loop, const pub_options_t *opts, const char *conninfo)
 		P.o.max_expires = 3600;
 	P.node_name = strdup(opts->node_name ? opts->node_name : "");
 	pb_init(&P.batch, &ROW_OPS, "publication", 50000);
-	int err = htable_init(&P.etags, 1024);
+	int err = htable_init(&unsettled_index, 64);
+	if (err)
+		return err;
+	err = htable_init(&P.etags, 1024);
 	if (!err)
 		err = htable_init(&P.res, 1024);
 	if (!err)
@@ -953,6 +1028,8 @@ void pub_shutdown(void)
 	uv_timer_stop(&P.tick);
 	uv_close((uv_handle_t *)&P.tick, NULL);
 	pb_shutdown(&P.batch);
+	htable_foreach(&unsettled_index, free_unsettled, NULL);
+	htable_destroy(&unsettled_index);
 	htable_foreach(&P.etags, free_pub, NULL);
 	htable_destroy(&P.etags);
 	htable_destroy(&P.res);

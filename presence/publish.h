@@ -49,6 +49,11 @@ typedef struct pub_doc {
 	int64_t expires_at;
 } pub_doc_t;
 
+/* Whether (event, resource) has a change applied in memory that is not
+ * committed yet; when it returns true, ev_resource_changed() is called
+ * once the last such change commits or is undone. */
+bool pub_hold_notify(const char *event, const char *resource);
+
 /* Number of live publications of (event, resource). */
 unsigned pub_count(const char *event, const char *resource);
 /* Calls fn for each, in creation order. */
