@@ -1,6 +1,26 @@
 #!/usr/bin/env bash
 # scripts/bench.sh [core|presence|message|rls|calls]: measures simpled.
 #
+# message: MESSAGE/s relayed to an online UAS (sipp UAS registered from
+# its own port, since UDP requests to a binding go to the REGISTER's
+# source), MESSAGE/s stored durably for an offline user (each 202 stands
+# for a committed row; checked against the table afterwards), and the
+# delivery rate of BENCH_MSG_DELIVER (1000) stored messages when their
+# recipient registers (REGISTER to the last row deleted).  Knobs:
+# BENCH_MSG_CALLS (100000), BENCH_MSG_CONCURRENCY (400); BENCH_BUILD and
+# BENCH_PG_DIR move the build and the cluster (any mode).
+#
+# presence: against the real server and durable PostgreSQL, with
+# tests/bench/presence_load (C, epoll, one UDP socket per 1/16 of the
+# watchers; it answers every NOTIFY): PUBLISH/s (initial, modify, refresh;
+# each 200 after commit), SUBSCRIBE/s including the first NOTIFY, fan-out
+# NOTIFY/s delivered at steady PUBLISH rates (100 presentities x 10 and x
+# 200 watchers) with publish-to-notify p50/p99, and the server's VmRSS with
+# 100,000 subscriptions (total and per subscription).  About 3 minutes.
+# Knobs: BENCH_PRES_PUBLISHERS (20000), BENCH_PRES_WINDOW (500),
+# BENCH_PRES_SMALL_RATES (1000,1500,2000), BENCH_PRES_BIG_RATES
+# (50,100,125), BENCH_PRES_DURATION (6 s), BENCH_PRES_MEM_HOLD (35 s).
+#
 # core (the default), on 127.0.0.1 only, bounded in calls and time
 # (a few minutes at most):
 #   - OPTIONS/s, saturated (sipp, BENCH_CONCURRENCY calls in flight) and
@@ -29,8 +49,8 @@ usage() {
 
 what="${1:-core}"
 case "$what" in
-core) ;;
-presence | message | rls | calls)
+core | message | presence) ;;
+rls | calls)
 	echo "bench.sh: $what: not implemented yet" >&2
 	exit 2
 	;;
@@ -59,7 +79,7 @@ DOMAIN=example.test
 PASSWORD=bench-secret
 
 ensure_packages
-BUILD="$SD_ROOT/build"
+BUILD="${BENCH_BUILD:-$SD_ROOT/build}"
 mkdir -p "$BUILD"
 sd_build "$BUILD" Release -DSIMPLED_WERROR=OFF -DSIMPLED_SANITIZE=OFF
 SIMPLED="$BUILD/server/simpled"
@@ -80,10 +100,11 @@ fi
 
 OUT="$SD_ROOT/var/bench/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
-PG_DIR="$SD_ROOT/var/bench-pg"
+PG_DIR="${BENCH_PG_DIR:-$SD_ROOT/var/bench-pg}"
 SERVER_PID=
 
 cleanup() {
+	[[ -n "${UAS_PID:-}" ]] && kill -TERM "$UAS_PID" 2>/dev/null
 	if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
 		kill -TERM "$SERVER_PID" 2>/dev/null || true
 		wait "$SERVER_PID" 2>/dev/null || true
@@ -129,7 +150,7 @@ start_server() { # AUTH
 		--auth "$1" --log-level info --max-requests-per-ip 0 </dev/null >"$log" 2>&1 &
 	SERVER_PID=$!
 	for ((i = 0; i < 300; i++)); do
-		grep -q ready "$log" && return 0
+		grep -q "server: ready" "$log" && return 0
 		kill -0 "$SERVER_PID" 2>/dev/null || { tail -n 20 "$log" >&2; sd_die "simpled exited at start"; }
 		sleep 0.1
 	done
@@ -217,6 +238,251 @@ py_row() { # WHAT
 
 RESULTS=()
 row() { RESULTS+=("$(printf '%-40s %9s %9s %7s %9s %9s %9s' "$@")"); }
+
+# register_from PORT USER: one REGISTER of USER@DOMAIN with the contact
+# 127.0.0.1:PORT, sent from that port (the binding's destination is the
+# REGISTER's source address).
+register_from() {
+	python3 - "$PORT" "$1" "$2" "$DOMAIN" <<'EOF'
+import random, socket, sys
+server, lport, user, dom = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", lport))
+s.settimeout(5)
+tag = "%x" % random.getrandbits(48)
+req = ("REGISTER sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%s;rport\r\n"
+       "Max-Forwards: 70\r\nFrom: <sip:%s@%s>;tag=%s\r\nTo: <sip:%s@%s>\r\n"
+       "Call-ID: reg-%s\r\nCSeq: 1 REGISTER\r\nContact: <sip:%s@127.0.0.1:%d>\r\n"
+       "Expires: 3600\r\nContent-Length: 0\r\n\r\n") % (dom, lport, tag, user, dom, tag, user, dom,
+                                                       tag, user, lport)
+for _ in range(5):
+    s.sendto(req.encode(), ("127.0.0.1", server))
+    try:
+        while True:
+            data = s.recv(65535).decode(errors="replace")
+            if data.startswith("SIP/2.0 200"):
+                sys.exit(0)
+            if data.startswith("SIP/2.0 ") and not data.startswith("SIP/2.0 1"):
+                sys.exit("REGISTER: " + data.split("\r\n", 1)[0])
+    except socket.timeout:
+        pass
+sys.exit("REGISTER: no answer")
+EOF
+}
+
+# uas_start PORT LABEL: a sipp UAS answering every MESSAGE with 200.
+UAS_PID=
+uas_start() {
+	mkdir -p "$OUT/$2"
+	(cd "$OUT/$2" && exec "${PIN_LOAD[@]}" sipp -sf "$SD_ROOT/tests/e2e/scenarios/message_uas.xml" \
+		-i 127.0.0.1 -p "$1" -timeout 600s -max_recv_loops 10000 -buff_size 4194304 -nostdin \
+		-trace_err -error_file errors.log "127.0.0.1:$PORT" </dev/null >sipp.out 2>&1) &
+	UAS_PID=$!
+	sleep 0.5
+}
+uas_stop() {
+	[[ -n "$UAS_PID" ]] || return 0
+	kill -TERM "$UAS_PID" 2>/dev/null || true
+	wait "$UAS_PID" 2>/dev/null || true
+	UAS_PID=
+}
+
+bench_message() {
+	local calls="${BENCH_MSG_CALLS:-100000}" conc="${BENCH_MSG_CONCURRENCY:-400}"
+	local ndeliver="${BENCH_MSG_DELIVER:-1000}" uport ok failed secs rate p50 p99 rows t0 t1 left i
+	local scen="$SD_ROOT/tests/e2e/scenarios/message_uac.xml"
+	q "DELETE FROM messages; DELETE FROM location;" >/dev/null
+	start_server off
+
+	sd_log "MESSAGE relay to an online UAS: $calls calls, $conc in flight"
+	uport="$(free_port)"
+	register_from "$uport" bench0 || sd_die "registering the UAS failed"
+	uas_start "$uport" message-uas
+	read -r ok failed secs rate p50 p99 < <(run_sipp message-relay "$scen" "$calls" 100000 "$conc" -s bench0)
+	uas_stop
+	row "MESSAGE relayed (200), saturated" "$rate" "$ok" "$failed" "$p50" "$p99" "$(peak_rss)"
+
+	sd_log "MESSAGE stored for an offline user: $calls calls, $conc in flight"
+	read -r ok failed secs rate p50 p99 < <(run_sipp message-store "$scen" "$calls" 100000 "$conc" -s bench1)
+	rows="$(q "SELECT count(*) FROM messages WHERE recipient = 'sip:bench1@$DOMAIN'" | tr -d ' ')"
+	sd_log "store run: $ok answered 202, $rows rows committed in PostgreSQL"
+	row "MESSAGE stored (202, durable)" "$rate" "$ok" "$failed" "$p50" "$p99" "$(peak_rss)"
+
+	sd_log "delivery of $ndeliver stored messages on REGISTER"
+	run_sipp message-prestore "$scen" "$ndeliver" 5000 200 -s bench2 >/dev/null
+	# The recipient: message_ua.py registers from its own socket and
+	# answers 200 (the REGISTER's source must be the UAS's port, so sipp
+	# cannot be registered for it after it has bound the port).
+	t0="$(date +%s%N)"
+	"${PIN_LOAD[@]}" python3 "$SD_ROOT/tests/e2e/scenarios/message_ua.py" --server "127.0.0.1:$PORT" ua \
+		--aor "sip:bench2@$DOMAIN" --expect "$ndeliver" --timeout 120 --out "$OUT/deliver.jsonl" \
+		</dev/null 2>"$OUT/deliver.err" || sd_log "delivery UA: $(tail -n 1 "$OUT/deliver.err")"
+	left="$ndeliver"
+	for ((i = 0; i < 500; i++)); do
+		left="$(q "SELECT count(*) FROM messages WHERE recipient = 'sip:bench2@$DOMAIN'" | tr -d ' ')"
+		[[ "$left" == 0 ]] && break
+		sleep 0.01
+	done
+	t1="$(date +%s%N)"
+	secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')"
+	rate="$(awk -v n="$ndeliver" -v l="$left" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", (n - l) / ((b - a) / 1e9) }')"
+	sd_log "delivery: $((ndeliver - left)) of $ndeliver delivered and deleted in $secs s"
+	row "stored MESSAGE delivered on REGISTER" "$rate" "$((ndeliver - left))" "$left" "-" "-" "$(peak_rss)"
+	stop_server
+
+	{
+		echo
+		echo "simpled message benchmark, $(date -u +%FT%TZ), $(nproc) CPUs; server on CPU 1, load on CPU 0"
+		printf '%-40s %9s %9s %7s %9s %9s %9s\n' "what" "per sec" "ok" "failed" "p50 ms" "p99 ms" "RSS MiB"
+		printf '%s\n' "${RESULTS[@]}"
+		echo "(relay: sipp UAC -> simpled -> sipp UAS, both sipp on CPU 0; store: each 202 after"
+		echo " the commit of its row ($rows rows found afterwards); delivery: REGISTER to the last"
+		echo " row deleted, one message in flight per user (strict order), python UA on CPU 0;"
+		echo " failed = not delivered."
+		echo " Logs in $OUT)"
+	} | tee "$OUT/results.txt"
+}
+
+if [[ "$what" == message ]]; then
+	bench_message
+	exit 0
+fi
+
+# presence: see the header.  The load generator is tests/bench/presence_load.c
+# (built with the tree as tests/bench/presence_load); each group below runs
+# against a fresh server over emptied presence tables, so that restarts do
+# not reload the previous group's rows.
+PRES_LOAD="$BUILD/tests/bench/presence_load"
+pres_clean() {
+	q "DELETE FROM presence_subscriptions" >/dev/null
+	q "DELETE FROM presence_publications" >/dev/null
+	q "VACUUM ANALYZE presence_subscriptions" >/dev/null
+	q "VACUUM ANALYZE presence_publications" >/dev/null
+}
+pres_start() { # LABEL
+	local log="$OUT/simpled-presence-$1.log"
+	pres_clean
+	"${PIN_SERVER[@]}" "$SIMPLED" --listen "udp:127.0.0.1:$PORT" --db "$DB" --domain "$DOMAIN" \
+		--auth off --log-level warn --max-requests-per-ip 0 \
+		--max-subscriptions-per-watcher 1000000 </dev/null >"$log" 2>&1 &
+	SERVER_PID=$!
+	# At log level warn there is no "ready" line: wait for an OPTIONS
+	# answer.  The pool connects after the listeners open (requests in
+	# that gap get 503), so give it a moment more.
+	"$PRES_LOAD" ping --server "127.0.0.1:$PORT" --deadline 30 >/dev/null ||
+		{ tail -n 20 "$log" >&2; sd_die "simpled not answering (log: $log)"; }
+	sleep 1
+}
+# pres_run LABEL MODE [options...]: runs the load tool on CPU 0; its
+# key=value lines go to PRES_LINES (and $OUT/LABEL.out).
+PRES_LINES=()
+pres_run() {
+	local label="$1"
+	shift
+	"${PIN_LOAD[@]}" "$PRES_LOAD" "$@" --server "127.0.0.1:$PORT" --domain "$DOMAIN" \
+		>"$OUT/$label.out" 2>"$OUT/$label.err" || sd_log "$label: load tool failed ($(tail -n 1 "$OUT/$label.err"))"
+	mapfile -t PRES_LINES <"$OUT/$label.out"
+}
+kv() { sed -nE "s/.*(^| )$1=([^ ]+).*/\2/p" <<<"$2"; }
+
+bench_presence() {
+	local npub="${BENCH_PRES_PUBLISHERS:-20000}" win="${BENCH_PRES_WINDOW:-500}"
+	local sub_p="${BENCH_PRES_SUB_PRESENTITIES:-1000}" sub_w="${BENCH_PRES_SUB_WATCHERS:-10}"
+	local small_rates="${BENCH_PRES_SMALL_RATES:-1000,1500,2000}"
+	local big_rates="${BENCH_PRES_BIG_RATES:-50,100,125}"
+	local dur="${BENCH_PRES_DURATION:-6}"
+	local mem_p="${BENCH_PRES_MEM_PRESENTITIES:-1000}" mem_w="${BENCH_PRES_MEM_WATCHERS:-100}"
+	local hold="${BENCH_PRES_MEM_HOLD:-35}"
+	local l rows subs_rows label what setup p w rates e st
+	local -a MEM=()
+
+	sd_log "presence 1: PUBLISH, $npub distinct presentities, $win in flight"
+	pres_start pubsub
+	pres_run publish publish --presentities "$npub" --window "$win" --modify-rounds 2 \
+		--refresh-rounds 1 --prefix pub --deadline 100
+	for l in "${PRES_LINES[@]}"; do
+		case "$(kv phase "$l")" in
+		publish-initial) what="PUBLISH initial (200 = committed)" ;;
+		publish-modify) what="PUBLISH modify (SIP-If-Match + PIDF)" ;;
+		publish-refresh) what="PUBLISH refresh (SIP-If-Match)" ;;
+		*) continue ;;
+		esac
+		row "$what" "$(kv rate "$l")" "$(kv ok "$l")" "$(kv failed "$l")" "$(kv p50_ms "$l")" "$(kv p99_ms "$l")" "-"
+	done
+	rows="$(q "SELECT count(*) FROM presence_publications WHERE resource LIKE 'sip:pubp%'" | tr -d ' ')"
+	sd_log "PUBLISH: $rows publication rows committed for $npub presentities"
+
+	sd_log "presence 2: SUBSCRIBE + first NOTIFY, $sub_p presentities x $sub_w watchers, $win in flight"
+	pres_run subscribe subscribe --presentities "$sub_p" --watchers "$sub_w" --window "$win" \
+		--prefix sub --deadline 100
+	l="${PRES_LINES[0]:-}"
+	row "SUBSCRIBE -> 200 + NOTIFY -> 200" "$(kv rate "$l")" "$(kv ok "$l")" "$(kv failed "$l")" \
+		"$(kv p50_ms "$l")" "$(kv p99_ms "$l")" "$(peak_rss)"
+	subs_rows="$(q "SELECT count(*) FROM presence_subscriptions WHERE watcher LIKE 'sip:subw%'" | tr -d ' ')"
+	sd_log "SUBSCRIBE: $subs_rows subscription rows committed for $((sub_p * sub_w)) subscriptions"
+	stop_server
+
+	for setup in "100 10 $small_rates small" "100 200 $big_rates big"; do
+		read -r p w rates label <<<"$setup"
+		sd_log "presence 3: fan-out, $p presentities x $w watchers = $((p * w)) subscriptions, PUBLISH/s $rates, ${dur} s each"
+		pres_start "fanout-$label"
+		pres_run "fanout-$label" fanout --presentities "$p" --watchers "$w" --rate "$rates" \
+			--duration "$dur" --window "$win" --prefix "fan$label" --deadline 100
+		for l in "${PRES_LINES[@]}"; do
+			[[ "$(kv phase "$l")" == fanout ]] || continue
+			row "fan-out ${p}x${w}, PUBLISH $(kv offered_pub_rate "$l")/s" "$(kv notify_rate "$l")" \
+				"$(kv notifies "$l")" "$(kv pub_failed "$l")" "$(kv p50_ms "$l")" "$(kv p99_ms "$l")" "$(peak_rss)"
+			e="$(kv expected_states "$l")" st="$(kv states "$l")"
+			FANOUT_NOTES+=("$(printf '  %sx%s at %s PUBLISH/s: %s PUBLISH ok (p50/p99 %s/%s ms); %s of %s states seen (%s coalesced); %s NOTIFY retransmissions; max publish-to-notify %s ms' \
+				"$p" "$w" "$(kv offered_pub_rate "$l")" "$(kv pub_ok "$l")" "$(kv pub_p50_ms "$l")" \
+				"$(kv pub_p99_ms "$l")" "${st:-0}" "${e:-0}" "$((${e:-0} - ${st:-0}))" \
+				"$(kv notify_rtx "$l")" "$(kv max_ms "$l")")")
+		done
+		stop_server
+	done
+
+	sd_log "presence 4: memory, $mem_p presentities x $mem_w watchers = $((mem_p * mem_w)) subscriptions, held ${hold} s"
+	pres_start memory
+	pres_run memory memory --presentities "$mem_p" --watchers "$mem_w" --window "$win" \
+		--pid "$SERVER_PID" --hold "$hold" --prefix mem --deadline 150
+	l="${PRES_LINES[0]:-}"
+	row "SUBSCRIBE (memory run, $((mem_p * mem_w)) dialogs)" "-" "$(kv subs "$l")" "$(kv failed "$l")" "-" "-" "$(peak_rss)"
+	subs_rows="$(q "SELECT count(*) FROM presence_subscriptions WHERE watcher LIKE 'sip:memw%'" | tr -d ' ')"
+	MEM+=("$(printf '  VmRSS before: %s KiB (server started, %s presentities published)' "$(kv rss_before_kib "$l")" "$mem_p")")
+	MEM+=("$(printf '  VmRSS with %s subscriptions, at once: %s KiB = %s bytes per subscription (server transactions still held, Timer J)' \
+		"$(kv subs "$l")" "$(kv rss_after_kib "$l")" "$(kv per_sub_after_b "$l")")")
+	MEM+=("$(printf '  VmRSS after %s s more (transactions gone): %s KiB = %s bytes per subscription; VmHWM %s KiB' \
+		"$(kv hold_s "$l")" "$(kv rss_held_kib "$l")" "$(kv per_sub_held_b "$l")" "$(kv hwm_kib "$l")")")
+	MEM+=("  $subs_rows subscription rows committed in PostgreSQL")
+	stop_server
+
+	{
+		echo
+		echo "simpled presence benchmark, $(date -u +%FT%TZ), $(nproc) CPUs; server on CPU 1, load on CPU 0;"
+		echo "PostgreSQL $(q 'SHOW server_version' | cut -d' ' -f1), synchronous_commit=$(q 'SHOW synchronous_commit'), fsync=$(q 'SHOW fsync')"
+		printf '%-40s %9s %9s %7s %9s %9s %9s\n' "what" "per sec" "ok" "failed" "p50 ms" "p99 ms" "RSS MiB"
+		printf '%s\n' "${RESULTS[@]}"
+		echo "(PUBLISH, SUBSCRIBE: $win requests in flight, per sec = completed per second, p50/p99 ="
+		echo " request to final 200; SUBSCRIBE completes when its 200 and first NOTIFY (answered 200)"
+		echo " are both in, p50/p99 = SUBSCRIBE sent to that NOTIFY received; $rows of $npub"
+		echo " publications committed.  fan-out: PUBLISH modifies at the given rate, round robin, one"
+		echo " outstanding per presentity, for $dur s; per sec = NOTIFYs received per second, ok ="
+		echo " NOTIFYs, failed = PUBLISH failures, p50/p99 = PUBLISH sent to the NOTIFY carrying it"
+		echo " (the PIDF <note> carries a sequence number and the send time); RSS: VmHWM.)"
+		echo "fan-out details:"
+		printf '%s\n' "${FANOUT_NOTES[@]}"
+		echo "memory (VmRSS from /proc/PID/status):"
+		printf '%s\n' "${MEM[@]}"
+		echo " Logs in $OUT"
+	} | tee "$OUT/results.txt"
+}
+FANOUT_NOTES=()
+
+if [[ "$what" == presence ]]; then
+	bench_presence
+	exit 0
+fi
 
 sd_log "run 1: auth off"
 start_server off

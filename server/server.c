@@ -38,6 +38,7 @@ static struct {
 	uv_signal_t sigterm, sigint, sigusr1;
 	uv_timer_t stop_timer;
 	bool stopping;
+	bool ready_logged;
 	char local_ips[16][64];
 	int nlocal_ips;
 } S;
@@ -262,6 +263,16 @@ static void on_stats_signal(uv_signal_t *h, int signum)
 	     xs.retransmissions_absorbed, loc_aor_count(), loc_binding_count(), db_queue_length());
 }
 
+static void on_db_state(void *ctx, bool up)
+{
+	(void)ctx;
+	if (!up || S.ready_logged)
+		return;
+	S.ready_logged = true;
+	LOGI("server", "ready: %zu listener(s), domain %s, auth %s", S.cfg->listen.n,
+	     S.cfg->domain.n ? S.cfg->domain.items[0] : "-", S.cfg->auth ? "on" : "off");
+}
+
 /* --- run ---------------------------------------------------------------- */
 
 int server_run(const config_t *cfg)
@@ -373,8 +384,12 @@ int server_run(const config_t *cfg)
 	uv_unref((uv_handle_t *)&S.sigusr1);
 	signal(SIGPIPE, SIG_IGN);
 
-	LOGI("server", "ready: %zu listener(s), domain %s, auth %s", cfg->listen.n,
-	     cfg->domain.n ? cfg->domain.items[0] : "-", cfg->auth ? "on" : "off");
+	/* "ready" means ready to answer 2xx: it waits for the database pool
+	 * (requests that arrive before get 503), so scripts that wait for it
+	 * never see a start-up 503. */
+	db_set_state_cb(on_db_state, NULL);
+	if (db_is_up())
+		on_db_state(NULL, true);
 	uv_run(S.loop, UV_RUN_DEFAULT);
 	int rc = uv_loop_close(S.loop);
 	if (rc != 0)

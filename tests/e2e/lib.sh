@@ -176,7 +176,7 @@ _server_launch() {
 		"${SERVER_ARGS[@]}" </dev/null >>"$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
 	for ((i = 0; i < E2E_READY_TIMEOUT * 10; i++)); do
-		if tail -n +"$start_line" "$SERVER_LOG" | grep -q 'ready'; then
+		if tail -n +"$start_line" "$SERVER_LOG" | grep -q 'server: ready'; then
 			e2e_log "simpled ready on 127.0.0.1:$SERVER_PORT (pid $SERVER_PID)"
 			return 0
 		fi

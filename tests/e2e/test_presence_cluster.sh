@@ -17,8 +17,8 @@ log_b="$E2E_WORK/simpled-b.log"
 	</dev/null >"$log_b" 2>&1 &
 pid_b=$!
 at_exit "kill -TERM $pid_b 2>/dev/null; sleep 0.5"
-for i in $(seq 100); do grep -q ready "$log_b" && break; sleep 0.1; done
-grep -q ready "$log_b" || fail "node b not ready: $(tail -5 "$log_b")"
+for i in $(seq 100); do grep -q "server: ready" "$log_b" && break; sleep 0.1; done
+grep -q "server: ready" "$log_b" || fail "node b not ready: $(tail -5 "$log_b")"
 
 u="$(e2e_uniq cl)"
 alice="sip:alice$u@$E2E_DOMAIN"
