@@ -70,6 +70,8 @@ static const struct cfg_option options[] = {
 	OPT(notify_interval_ms, CFG_INT, "0", 0, 3600000,
 	    "Least milliseconds between two NOTIFYs of one subscription (0: at most one per loop turn)."),
 	OPT(retry_after, CFG_INT, "5", 1, 3600, "Retry-After seconds sent with 503 when the database is unavailable."),
+	OPT(redirect, CFG_BOOL, "off", 0, 1,
+	    "Redirect server mode: an INVITE to a local user is answered 302 with its contacts instead of being proxied."),
 	OPT(node_name, CFG_STR, "", 0, 0, "Name of this node in a cluster (default: the host name)."),
 };
 

@@ -46,6 +46,7 @@ typedef struct config {
 	int max_publications_per_presentity;
 	char *presence_default_policy;
 	int notify_interval_ms;
+	bool redirect;
 	char *node_name;
 } config_t;
 

@@ -23,6 +23,8 @@
 #include "server/auth/authn.h"
 #include "server/base/log.h"
 #include "server/db/db.h"
+#include "server/proxy/alias.h"
+#include "server/proxy/proxy.h"
 #include "server/registrar/location.h"
 #include "server/registrar/registrar.h"
 #include "server/ratelimit.h"
@@ -113,7 +115,9 @@ static void on_message(void *arg, const tp_peer_t *from, char *data, size_t len)
 		return;
 	}
 	if (!msg->is_request) {
-		if (!txn_client_match(msg))
+		/* Not ours: maybe a 2xx retransmission for a call we proxied
+		 * whose client transaction already ended (RFC 6026). */
+		if (!txn_client_match(msg) && !proxy_stray_response(msg))
 			LOGD("server", "stray %d response to %s dropped", msg->m->status_code, msg->method);
 		sipmsg_free(msg);
 		return;
@@ -126,6 +130,11 @@ static void on_message(void *arg, const tp_peer_t *from, char *data, size_t len)
 	switch (txn_server_match(msg, &t)) {
 	case TXN_MATCH_NEW:
 		txn_ref(t);
+		/* Aliases (extension numbers, other names) are resolved once,
+		 * here, so every handler sees the user's own AOR. */
+		if (msg->m->req_uri && msg->m->req_uri->host &&
+		    server_is_local_domain(msg->m->req_uri->host))
+			alias_apply_ruri(msg, msg->m->req_uri->host);
 		router_dispatch(t, msg);
 		txn_unref(t);
 		break;
@@ -218,6 +227,7 @@ static void db_closed(void *arg)
 	(void)arg;
 	msg_shutdown();
 	txn_shutdown();
+	proxy_shutdown();
 	/* After the transactions: open NOTIFY transactions report to it. */
 	presence_shutdown();
 	loc_shutdown();
@@ -325,6 +335,22 @@ int server_run(const config_t *cfg)
 	ratelimit_init((unsigned)cfg->max_requests_per_ip);
 	router_add("REGISTER", reg_handle_register);
 	router_add_supported("path");
+	proxy_options_t pxo = {
+		.redirect = cfg->redirect,
+		.conninfo = cfg->db,
+		.is_local_domain = server_is_local_domain,
+		.is_local_address = server_is_local_address,
+		.default_domain = cfg->domain.n ? cfg->domain.items[0] : NULL,
+	};
+	if (proxy_init(&pxo) != 0) {
+		LOGE("server", "proxy initialisation failed");
+		return 1;
+	}
+	static const char *const proxied[] = {"INVITE", "BYE", "UPDATE", "PRACK", "INFO", "REFER"};
+	for (size_t i = 0; i < sizeof proxied / sizeof proxied[0]; i++)
+		router_add(proxied[i], proxy_handle_request);
+	router_add("CANCEL", proxy_handle_cancel);
+	router_set_stray_ack(proxy_stray_ack);
 	presence_options_t po = {
 		.conninfo = cfg->db,
 		.min_expires = (unsigned)cfg->min_expires,

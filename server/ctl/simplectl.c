@@ -19,6 +19,7 @@
 #include "server/auth/auth.h"
 #include "server/base/log.h"
 #include "messaging/ctl_messages.h"
+#include "server/proxy/ctl_alias.h"
 #include "server/db/db.h"
 
 #include <ctype.h>
@@ -72,6 +73,22 @@ static int cmd_messages_purge(struct ctl *ctl, int argc, char **argv)
 {
 	return msgctl_purge(ctl->conninfo, argc, argv);
 }
+static int cmd_alias_add(struct ctl *ctl, int argc, char **argv)
+{
+	return proxyctl_alias_add(ctl->conninfo, argc, argv);
+}
+static int cmd_alias_del(struct ctl *ctl, int argc, char **argv)
+{
+	return proxyctl_alias_del(ctl->conninfo, argc, argv);
+}
+static int cmd_alias_list(struct ctl *ctl, int argc, char **argv)
+{
+	return proxyctl_alias_list(ctl->conninfo, argc, argv);
+}
+static int cmd_user_set(struct ctl *ctl, int argc, char **argv)
+{
+	return proxyctl_user_set(ctl->conninfo, argc, argv);
+}
 static int cmd_rules_del(struct ctl *ctl, int argc, char **argv);
 static int cmd_rules_list(struct ctl *ctl, int argc, char **argv);
 
@@ -83,6 +100,12 @@ static const struct ctl_cmd commands[] = {
 	{"user", "passwd", 2, 2, cmd_user_passwd, "USER@DOMAIN PASSWORD", "set a user's password"},
 	{"user", "del", 1, 1, cmd_user_del, "USER@DOMAIN", "delete a user"},
 	{"user", "list", 0, 1, cmd_user_list, "[DOMAIN]", "print user@domain, one a line"},
+	{"user", "set", 1, 5, cmd_user_set, "USER@DOMAIN [--name NAME] [--photo URL]",
+	 "set a user's display name and photo URL (\"\" clears)"},
+	{"alias", "add", 2, 2, cmd_alias_add, "ALIAS USER@DOMAIN",
+	 "another name for a user (1001, 1001@DOMAIN or sip:1001@DOMAIN)"},
+	{"alias", "del", 1, 1, cmd_alias_del, "ALIAS@DOMAIN", "remove an alias"},
+	{"alias", "list", 0, 1, cmd_alias_list, "[USER@DOMAIN|DOMAIN]", "print alias and user, one a line"},
 	{"messages", "list", 1, 1, cmd_messages_list, "USER@DOMAIN", "print the stored messages of a user"},
 	{"messages", "purge", 1, 1, cmd_messages_purge, "USER@DOMAIN", "delete the stored messages of a user"},
 	{"rules", "add", 3, 3, cmd_rules_set, "PRESENTITY WATCHER allow|block|polite-block|pending",

@@ -11,8 +11,15 @@
 #include "server/base/htable.h"
 #include "server/base/log.h"
 
-enum txn_state { ST_TRYING, ST_PROCEEDING, ST_COMPLETED, ST_CONFIRMED, ST_TERMINATED };
-enum txn_list { LIST_NONE = -1, LIST_64T1 = 0, LIST_T4 = 1, LIST_COUNT };
+/* ST_ACCEPTED: an INVITE server transaction that sent a 2xx (RFC 6026
+ * §7.1): it absorbs retransmitted INVITEs and relays further 2xx. */
+enum txn_state { ST_TRYING, ST_PROCEEDING, ST_COMPLETED, ST_CONFIRMED, ST_ACCEPTED,
+		 ST_TERMINATED };
+/* LIST_C: an INVITE client transaction that got a provisional no longer
+ * runs Timer B; it waits at most Timer C (RFC 3261 §16.6 step 11, > 3
+ * minutes) for a final response. */
+enum txn_list { LIST_NONE = -1, LIST_64T1 = 0, LIST_T4 = 1, LIST_C = 2, LIST_COUNT };
+#define TIMER_C_MS 181000u
 #define RTX_LISTS 16
 
 struct txn {
@@ -80,7 +87,7 @@ static void list_remove(txn_t *t)
 static void list_push(txn_t *t, int list)
 {
 	list_remove(t);
-	uint64_t dur = list == LIST_64T1 ? 64ULL * T.tm.t1_ms : T.tm.t4_ms;
+	uint64_t dur = list == LIST_64T1 ? 64ULL * T.tm.t1_ms : list == LIST_T4 ? T.tm.t4_ms : TIMER_C_MS;
 	t->deadline = uv_now(T.loop) + dur;
 	t->list = list;
 	t->lprev = T.lists[list].tail;
@@ -200,7 +207,12 @@ static void rtx_fire(txn_t *t)
 static void expire(txn_t *t, int list)
 {
 	txn_ref(t);
-	if (list == LIST_64T1) {
+	if (list == LIST_C) {
+		/* Timer C: no final response to our INVITE in minutes; report a
+		 * timeout (the proxy CANCELs the branch and answers 408). */
+		client_report(t, NULL, 408, true);
+		terminate(t);
+	} else if (list == LIST_64T1) {
 		if (t->client) {
 			if (t->state == ST_TRYING || t->state == ST_PROCEEDING) {
 				/* Timer F: report a timeout (RFC 3261 §17.1.2.2). */
@@ -341,6 +353,8 @@ txn_match_t txn_server_match(sipmsg_t *msg, txn_t **out)
 	txn_t *t = find(key);
 	if (t) {
 		if (is_ack) {
+			if (t->state == ST_ACCEPTED)
+				return TXN_MATCH_STRAY_ACK; /* RFC 6026 §8.7: to the TU */
 			if (t->invite && t->state == ST_COMPLETED) {
 				/* ACK of our non-2xx final: stop Timer G, start
 				 * Timer I (§17.2.1). */
@@ -406,6 +420,51 @@ sipmsg_t *txn_request(txn_t *t) { return t->req; }
 const char *txn_to_tag(const txn_t *t) { return t->to_tag; }
 bool txn_answered(const txn_t *t) { return t->last_code >= 200 || t->state >= ST_COMPLETED; }
 
+/* Sends bytes (owned: taken) as the response with status code and moves
+ * the state machine on; shared by txn_reply and txn_reply_raw. */
+static int send_response(txn_t *t, int code, char *bytes, size_t len)
+{
+	bool another_2xx = t->state == ST_ACCEPTED && code >= 200 && code < 300;
+	if ((t->last_code >= 200 && !another_2xx) || t->state == ST_TERMINATED) {
+		free(bytes);
+		return -EALREADY;
+	}
+	free(t->out);
+	t->out = bytes;
+	t->out_len = len;
+	t->last_code = code;
+	int err = tp_send(&t->dest, t->out, t->out_len);
+	if (err)
+		LOGD("txn", "sending %d failed: %s", code, uv_strerror(err));
+	if (code < 200) {
+		t->state = ST_PROCEEDING;
+		return 0;
+	}
+	if (another_2xx)
+		return 0;
+	/* The request is not needed once the final response is out. */
+	sipmsg_free(t->req);
+	t->req = NULL;
+	if (t->invite) {
+		if (code < 300) {
+			/* RFC 6026 §7.1: Accepted until Timer L (64*T1). */
+			t->state = ST_ACCEPTED;
+			list_push(t, LIST_64T1);
+			return 0;
+		}
+		t->state = ST_COMPLETED;
+		rtx_start(t, T.tm.t1_ms); /* Timer G */
+		list_push(t, LIST_64T1);  /* Timer H */
+		return 0;
+	}
+	t->state = ST_COMPLETED;
+	if (t->reliable)
+		terminate(t); /* Timer J is zero on reliable transports */
+	else
+		list_push(t, LIST_64T1); /* Timer J */
+	return 0;
+}
+
 int txn_reply(txn_t *t, int code, const char *reason, const char *extra,
 	      const char *ctype, const char *body, size_t bodylen)
 {
@@ -421,36 +480,20 @@ int txn_reply(txn_t *t, int code, const char *reason, const char *extra,
 		buf_free(&b);
 		return err;
 	}
-	free(t->out);
-	t->out = buf_steal(&b, &t->out_len);
-	t->last_code = code;
-	err = tp_send(&t->dest, t->out, t->out_len);
-	if (err)
-		LOGD("txn", "sending %d failed: %s", code, uv_strerror(err));
-	if (code < 200) {
-		t->state = ST_PROCEEDING;
-		return 0;
-	}
-	/* The request is not needed once the final response is out. */
-	sipmsg_free(t->req);
-	t->req = NULL;
-	if (t->invite) {
-		if (code < 300) {
-			/* 2xx ends the INVITE server transaction (§17.2.1). */
-			terminate(t);
-			return 0;
-		}
-		t->state = ST_COMPLETED;
-		rtx_start(t, T.tm.t1_ms); /* Timer G */
-		list_push(t, LIST_64T1);  /* Timer H */
-		return 0;
-	}
-	t->state = ST_COMPLETED;
-	if (t->reliable)
-		terminate(t); /* Timer J is zero on reliable transports */
-	else
-		list_push(t, LIST_64T1); /* Timer J */
-	return 0;
+	size_t len;
+	char *bytes = buf_steal(&b, &len);
+	return send_response(t, code, bytes, len);
+}
+
+int txn_reply_raw(txn_t *t, int code, const char *bytes, size_t len)
+{
+	if (t->client || code < 100 || code > 699 || !bytes || !len)
+		return -EINVAL;
+	char *copy = malloc(len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, bytes, len);
+	return send_response(t, code, copy, len);
 }
 
 /* --- client side -------------------------------------------------------- */
@@ -589,8 +632,11 @@ bool txn_client_match(const sipmsg_t *resp)
 	txn_ref(t);
 	if (code < 200) {
 		t->state = ST_PROCEEDING;
-		if (t->invite)
+		if (t->invite) {
 			rtx_stop(t); /* a provisional stops Timer A */
+			if (t->list == LIST_64T1)
+				list_push(t, LIST_C); /* ...and Timer B: Timer C now */
+		}
 		client_report(t, resp, code, false);
 	} else if (t->invite && code < 300) {
 		/* 2xx: the transaction ends; the TU sends the ACK and absorbs

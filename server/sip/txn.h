@@ -72,6 +72,18 @@ bool txn_answered(const txn_t *t);
 int txn_reply(txn_t *t, int code, const char *reason, const char *extra,
 	      const char *ctype, const char *body, size_t bodylen);
 
+/* Sends a response that was built elsewhere -- a response relayed by a
+ * proxy (RFC 3261 §16.7 step 8), our Via already removed -- on server
+ * transaction t and keeps it as the last response for retransmissions,
+ * exactly like txn_reply.  code is the status in bytes.  The bytes are
+ * copied.  A 2xx to INVITE moves the transaction to Accepted (RFC 6026
+ * §7.1): retransmitted INVITEs are absorbed, further 2xx (other forks,
+ * §16.7 step 5) are still sent, an ACK matching its branch is passed on
+ * as a stray ACK, and it terminates after 64*T1 (Timer L).  Returns 0,
+ * -EALREADY (a final was sent and this is not another 2xx to INVITE),
+ * -EINVAL or -ENOMEM. */
+int txn_reply_raw(txn_t *t, int code, const char *bytes, size_t len);
+
 void txn_ref(txn_t *t);
 void txn_unref(txn_t *t);
 
