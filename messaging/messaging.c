@@ -133,11 +133,16 @@ typedef struct idlist {
 	size_t n, cap;
 } idlist_t;
 
+typedef struct listener {
+	msg_mailbox_cb cb;
+	void *arg;
+} listener_t;
+
 static struct {
 	msg_options_t o;
 	bool up, closing;
 	htable_t boxes;
-	struct { msg_mailbox_cb cb; void *arg; } listeners[MAX_LISTENERS];
+	listener_t listeners[MAX_LISTENERS];
 	int nlisteners;
 	sbatch_t next;            /* waiting for the next store batch */
 	sbatch_t *inflight;       /* being committed */
@@ -1284,7 +1289,13 @@ static int load_counts(const char *conninfo)
 
 int msg_init(const msg_options_t *opts)
 {
+	/* Listeners may register before msg_init (presence starts first). */
+	int nl = M.nlisteners;
+	listener_t keep[MAX_LISTENERS];
+	memcpy(keep, M.listeners, sizeof keep);
 	memset(&M, 0, sizeof M);
+	memcpy(M.listeners, keep, sizeof keep);
+	M.nlisteners = nl;
 	M.o = *opts;
 	if (!M.o.max_size)
 		M.o.max_size = 65536;

@@ -44,4 +44,38 @@ int winfo_format(const char *resource, const char *package, unsigned version, bo
 /* Appends s escaped for XML text or attribute values. */
 void xml_escape(buf_t *out, const char *s);
 
+/* message-summary (RFC 3842), pkg_message_summary.c */
+extern const ev_package_t pkg_message_summary;
+/* Registers the package and hooks messaging's mailbox counts
+ * (msg_on_mailbox_change); call before pub_init/ev_init, like the
+ * PACKAGES table. */
+int pkg_message_summary_init(void);
+
+/* RFC 3458 §6.1 message-context classes, in RFC 3842 §5 line order. */
+enum { MWI_VOICE, MWI_FAX, MWI_PAGER, MWI_MULTIMEDIA, MWI_TEXT, MWI_NONE, MWI_CLASSES };
+#define MWI_MAX_BODY 4096 /* bytes of a PUBLISH body */
+#define MWI_MAX_LINES 64
+
+typedef struct mwi_counts {
+	uint32_t new_msgs, old_msgs, new_urgent, old_urgent;
+	bool urgent; /* the "(new/old)" urgent part was given */
+} mwi_counts_t;
+
+typedef struct mwi_summary {
+	bool waiting;     /* Messages-Waiting: yes */
+	unsigned present; /* bit i: class i had a summary line */
+	mwi_counts_t c[MWI_CLASSES];
+} mwi_summary_t;
+
+/* Parses an application/simple-message-summary body (RFC 3842 §5)
+ * strictly (see pkg_message_summary.c).  Returns 0, -EINVAL (malformed;
+ * a short reason in why) or -EMSGSIZE (over MWI_MAX_BODY/MWI_MAX_LINES). */
+int mwi_parse(const char *body, size_t len, mwi_summary_t *out, char *why, size_t whylen);
+/* Adds the counts of from to into, class by class (saturating). */
+void mwi_merge(mwi_summary_t *into, const mwi_summary_t *from);
+/* Appends the NOTIFY body for account: Messages-Waiting (yes when s says
+ * so or any class has new messages), Message-Account, one line per
+ * present class.  Returns 0 or out->err. */
+int mwi_format(const char *account, const mwi_summary_t *s, buf_t *out);
+
 #endif

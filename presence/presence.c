@@ -64,6 +64,8 @@ int presence_init(uv_loop_t *loop, const presence_options_t *o)
 	err = pkg_presence_init();
 	if (!err)
 		err = pkg_winfo_init();
+	if (!err)
+		err = pkg_message_summary_init();
 	if (err)
 		return err;
 	pub_options_t po = {
