@@ -115,6 +115,7 @@ static struct {
 	uv_timer_t tick, rate;
 	bool rate_armed;
 	ev_sub_t *q_head, **q_tail;
+	unsigned notify_inflight; /* NOTIFY client transactions not finished */
 	ev_sub_t **later;
 	size_t nlater, caplater;
 	size_t sweep_bucket;
@@ -667,6 +668,7 @@ static void notify_done(void *arg, const sipmsg_t *resp, int code, bool final)
 	notify_ctx_t *c = arg;
 	ev_sub_t *s = c->s;
 	s->outstanding = false;
+	E.notify_inflight--;
 	if (!E.stopping) {
 		if (code >= 200 && code < 300) {
 			s->failures = 0;
@@ -781,6 +783,7 @@ static int send_notify(ev_sub_t *s)
 	}
 	if (!err) {
 		s->outstanding = true;
+		E.notify_inflight++;
 		s->last_sent_ms = uv_now(E.loop);
 		if (final)
 			s->final_sent = true;
@@ -839,6 +842,13 @@ static void defer(ev_sub_t *s, uint64_t wait_ms)
 	}
 }
 
+/* Backpressure: at most this many NOTIFYs wait for their answer.  Beyond
+ * it the queue waits (and coalesces: a subscription queued twice sends
+ * only its newest state) instead of sending more, because NOTIFYs whose
+ * 200s sit in our own socket queue would retransmit after T1 and feed an
+ * overload with their own retransmissions. */
+#define NOTIFY_MAX_INFLIGHT 2048
+
 static void flush_notifies(void)
 {
 	ev_sub_t *s = E.q_head;
@@ -846,6 +856,18 @@ static void flush_notifies(void)
 	E.q_tail = &E.q_head;
 	uint64_t now = uv_now(E.loop);
 	while (s) {
+		if (E.notify_inflight >= NOTIFY_MAX_INFLIGHT && !E.stopping) {
+			/* Put the rest back in front of anything queued
+			 * meanwhile; the next loop turn goes on. */
+			ev_sub_t *last = s;
+			while (last->q_next)
+				last = last->q_next;
+			last->q_next = E.q_head;
+			if (!E.q_head)
+				E.q_tail = &last->q_next;
+			E.q_head = s;
+			return;
+		}
 		ev_sub_t *next = s->q_next;
 		s->queued = false;
 		s->q_next = NULL;
