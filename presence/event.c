@@ -656,7 +656,48 @@ static void notify_dest(const ev_sub_t *s, tp_peer_t *dst)
 typedef struct notify_ctx {
 	ev_sub_t *s;
 	bool final;
+	/* In the list of fresh NOTIFYs (sent less than NOTIFY_FRESH_MS ago,
+	 * not answered): only those count against NOTIFY_MAX_INFLIGHT, so
+	 * watchers that never answer cannot hold the budget of everyone. */
+	bool counted;
+	uint64_t sent_ms;
+	struct notify_ctx *fprev, *fnext;
 } notify_ctx_t;
+
+static struct {
+	notify_ctx_t *head, *tail;
+} fresh;
+
+static void fresh_remove(notify_ctx_t *c)
+{
+	if (!c->counted)
+		return;
+	if (c->fprev)
+		c->fprev->fnext = c->fnext;
+	else
+		fresh.head = c->fnext;
+	if (c->fnext)
+		c->fnext->fprev = c->fprev;
+	else
+		fresh.tail = c->fprev;
+	c->fprev = c->fnext = NULL;
+	c->counted = false;
+	E.notify_inflight--;
+}
+
+static void fresh_add(notify_ctx_t *c)
+{
+	c->counted = true;
+	c->sent_ms = uv_now(E.loop);
+	c->fprev = fresh.tail;
+	c->fnext = NULL;
+	if (fresh.tail)
+		fresh.tail->fnext = c;
+	else
+		fresh.head = c;
+	fresh.tail = c;
+	E.notify_inflight++;
+}
 
 static void sub_terminate(ev_sub_t *s, const char *reason, bool notify);
 
@@ -668,7 +709,7 @@ static void notify_done(void *arg, const sipmsg_t *resp, int code, bool final)
 	notify_ctx_t *c = arg;
 	ev_sub_t *s = c->s;
 	s->outstanding = false;
-	E.notify_inflight--;
+	fresh_remove(c);
 	if (!E.stopping) {
 		if (code >= 200 && code < 300) {
 			s->failures = 0;
@@ -779,11 +820,12 @@ static int send_notify(ev_sub_t *s)
 		if (err) {
 			sub_unref(s);
 			free(c);
+		} else {
+			fresh_add(c);
 		}
 	}
 	if (!err) {
 		s->outstanding = true;
-		E.notify_inflight++;
 		s->last_sent_ms = uv_now(E.loop);
 		if (final)
 			s->final_sent = true;
@@ -842,15 +884,21 @@ static void defer(ev_sub_t *s, uint64_t wait_ms)
 	}
 }
 
-/* Backpressure: at most this many NOTIFYs wait for their answer.  Beyond
+/* Backpressure: at most this many fresh NOTIFYs wait for their answer.  Beyond
  * it the queue waits (and coalesces: a subscription queued twice sends
  * only its newest state) instead of sending more, because NOTIFYs whose
  * 200s sit in our own socket queue would retransmit after T1 and feed an
  * overload with their own retransmissions. */
 #define NOTIFY_MAX_INFLIGHT 2048
+/* A NOTIFY unanswered after this long is retransmitting (or its watcher
+ * is gone): it no longer counts against the budget. */
+#define NOTIFY_FRESH_MS 1000
 
 static void flush_notifies(void)
 {
+	uint64_t now_ms = uv_now(E.loop);
+	while (fresh.head && now_ms - fresh.head->sent_ms >= NOTIFY_FRESH_MS)
+		fresh_remove(fresh.head);
 	ev_sub_t *s = E.q_head;
 	E.q_head = NULL;
 	E.q_tail = &E.q_head;

@@ -1,6 +1,7 @@
 /* SIP message helpers over libosip2 (RFC 3261 §7, §8.2, §18, RFC 3581). */
 #include "server/sip/sipmsg.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -42,6 +43,74 @@ static int scan_headers(const char *data, size_t len, size_t *nheaders, size_t *
 	return 0;
 }
 
+/* The value of the first header named name (or its compact form) in the
+ * header block, with folded lines joined by one space and surrounding
+ * white space removed; NULL when absent or out of memory. */
+static char *raw_header_value(const char *data, size_t hdr_len, const char *name, char compact)
+{
+	size_t nlen = strlen(name);
+	size_t i = 0;
+	while (i < hdr_len && data[i] != '\n')
+		i++; /* skip the start line */
+	i++;
+	while (i < hdr_len) {
+		size_t start = i;
+		while (i < hdr_len && data[i] != '\n')
+			i++;
+		size_t end = i; /* exclusive; data[end] is '\n' or the end */
+		i++;
+		const char *line = data + start;
+		size_t n = end - start;
+		size_t k = 0;
+		bool match = false;
+		if (n > nlen && strncasecmp(line, name, nlen) == 0)
+			k = nlen, match = true;
+		else if (n > 1 && (line[0] == compact || line[0] == compact - 32) &&
+			 (line[1] == ':' || line[1] == ' ' || line[1] == '\t'))
+			k = 1, match = true;
+		if (!match)
+			continue;
+		while (k < n && (line[k] == ' ' || line[k] == '\t'))
+			k++;
+		if (k >= n || line[k] != ':')
+			continue;
+		k++;
+		buf_t b;
+		buf_init(&b, 0);
+		buf_append(&b, line + k, n - k);
+		/* Folded continuation lines (RFC 3261 §7.3.1). */
+		while (i < hdr_len && (data[i] == ' ' || data[i] == '\t')) {
+			size_t cs = i;
+			while (i < hdr_len && data[i] != '\n')
+				i++;
+			buf_puts(&b, " ");
+			buf_append(&b, data + cs, i - cs);
+			i++;
+		}
+		if (b.err) {
+			buf_free(&b);
+			return NULL;
+		}
+		char *v = buf_steal(&b, NULL);
+		if (!v)
+			return strdup("");
+		/* Trim white space and the CR of CRLF line ends. */
+		char *p = v;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t vl = strlen(p);
+		while (vl && (p[vl - 1] == ' ' || p[vl - 1] == '\t' || p[vl - 1] == '\r'))
+			p[--vl] = '\0';
+		memmove(v, p, vl + 1);
+		/* Inner CRs of folded lines become spaces. */
+		for (char *c = v; *c; c++)
+			if (*c == '\r')
+				*c = ' ';
+		return v;
+	}
+	return NULL;
+}
+
 static bool all_digits(const char *s, size_t max_len)
 {
 	if (!s || !*s)
@@ -51,6 +120,26 @@ static bool all_digits(const char *s, size_t max_len)
 		if (!isdigit((unsigned char)*s) || n >= max_len)
 			return false;
 	}
+	return true;
+}
+
+/* A SIP URI's host must be a name, an IPv4 address or a whole IPv6
+ * reference (RFC 3261 §25.1, RFC 5118 §4): libosip2 strips the brackets,
+ * so a host with a colon must be an IPv6 address, and a stray bracket
+ * means the reference was not closed.  The port must be a number. */
+static bool uri_host_ok(const osip_uri_t *u)
+{
+	if (!u || !u->scheme || (strcasecmp(u->scheme, "sip") != 0 && strcasecmp(u->scheme, "sips") != 0))
+		return true; /* tel:, other schemes: not ours to judge here */
+	if (!u->host || !*u->host || strchr(u->host, '[') || strchr(u->host, ']'))
+		return false;
+	if (strchr(u->host, ':')) {
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, u->host, &a6) != 1)
+			return false;
+	}
+	if (u->port && *u->port && (!all_digits(u->port, 5) || strtoul(u->port, NULL, 10) > 65535))
+		return false;
 	return true;
 }
 
@@ -106,6 +195,15 @@ int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 		snprintf(why, whylen, "Message Body Too Large");
 		return 413;
 	}
+	/* libosip2 unescapes URIs into C strings, so "%00" would cut a user
+	 * part short and "sip:alice%00x@d" would become alice's AOR (RFC 4475
+	 * §3.1.1.6 warns about exactly this).  Such URIs are refused. */
+	for (size_t i = 0; i + 2 < body_off; i++) {
+		if (data[i] == '%' && data[i + 1] == '0' && data[i + 2] == '0') {
+			snprintf(why, whylen, "Escaped NUL In Message");
+			return 400;
+		}
+	}
 
 	sipmsg_t *msg = calloc(1, sizeof *msg);
 	if (!msg)
@@ -150,6 +248,19 @@ int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 		goto fail;
 	}
 	msg->cseq = (uint32_t)strtoul(m->cseq->number, NULL, 10);
+	if (!uri_host_ok(m->from->url) || !uri_host_ok(m->to->url)) {
+		snprintf(why, whylen, "Malformed From Or To Host");
+		goto fail;
+	}
+	for (int i = 0;; i++) {
+		osip_contact_t *ct = osip_list_get(&m->contacts, i);
+		if (!ct)
+			break;
+		if (ct->url && !uri_host_ok(ct->url)) {
+			snprintf(why, whylen, "Malformed Contact Host");
+			goto fail;
+		}
+	}
 	if (msg->is_request) {
 		if (!m->sip_method || !m->req_uri) {
 			snprintf(why, whylen, "Malformed Request-Line");
@@ -169,6 +280,10 @@ int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 			snprintf(why, whylen, "Unsupported URI Scheme");
 			goto fail;
 		}
+		if (!uri_host_ok(m->req_uri)) {
+			snprintf(why, whylen, "Malformed Request-URI Host");
+			goto fail;
+		}
 		msg->method = m->sip_method;
 	} else {
 		msg->method = m->cseq->method;
@@ -186,8 +301,11 @@ int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 			goto fail;
 		}
 	}
-	if (msg->is_request)
+	if (msg->is_request) {
 		fix_top_via(msg);
+		msg->from_raw = raw_header_value(data, body_off, "from", 'f');
+		msg->to_raw = raw_header_value(data, body_off, "to", 't');
+	}
 	*out = msg;
 	return 0;
 fail:
@@ -205,6 +323,8 @@ void sipmsg_free(sipmsg_t *msg)
 		return;
 	if (msg->m)
 		osip_message_free(msg->m);
+	free(msg->from_raw);
+	free(msg->to_raw);
 	free(msg);
 }
 
@@ -359,8 +479,16 @@ bool sipmsg_require_ok(const sipmsg_t *msg, const char *const *supported,
 
 /* --- responses ---------------------------------------------------------- */
 
-static void append_header_from(buf_t *out, const char *name, const osip_from_t *f, const char *add_tag)
+static void append_header_from(buf_t *out, const char *name, const osip_from_t *f, const char *raw,
+			       const char *add_tag)
 {
+	if (raw) {
+		buf_printf(out, "%s: %s", name, raw);
+		if (add_tag)
+			buf_printf(out, ";tag=%s", add_tag);
+		buf_puts(out, "\r\n");
+		return;
+	}
 	char *s = NULL;
 	if (osip_from_to_str(f, &s) != 0 || !s) {
 		out->err = out->err ? out->err : -ENOMEM;
@@ -394,10 +522,10 @@ int sipmsg_build_response(const sipmsg_t *req, int code, const char *reason,
 		buf_printf(out, "Via: %s\r\n", s);
 		osip_free(s);
 	}
-	append_header_from(out, "From", m->from, NULL);
+	append_header_from(out, "From", m->from, req->from_raw, NULL);
 	const char *existing = sipmsg_to_tag(req);
 	/* A 100 Trying never carries a To tag (RFC 3261 §8.2.6.2). */
-	append_header_from(out, "To", m->to, (!existing && code > 100) ? to_tag : NULL);
+	append_header_from(out, "To", m->to, req->to_raw, (!existing && code > 100) ? to_tag : NULL);
 	buf_printf(out, "Call-ID: %s\r\n", sipmsg_call_id(req));
 	buf_printf(out, "CSeq: %s %s\r\n", m->cseq->number, m->cseq->method);
 	if (code == 100) {
@@ -477,7 +605,7 @@ int sipmsg_raw_error_response(const char *data, size_t len, int code, const char
 		return -EINVAL;
 	bool have_via = false, have_cseq = false;
 	buf_t hdrs;
-	buf_init(&hdrs, 16384);
+	buf_init(&hdrs, 0); /* bounded by the message size limit */
 	size_t i = 0;
 	/* Skip the request line. */
 	while (i < len && data[i] != '\n')

@@ -28,6 +28,10 @@ typedef struct sipmsg {
 	osip_via_t *via;    /* top Via (borrowed from m) */
 	const char *branch; /* top Via branch or NULL */
 	uint32_t cseq;
+	/* From and To exactly as received (unfolded, trimmed; owned): a
+	 * response copies them byte for byte (RFC 3261 §8.2.6.2), which a
+	 * re-serialisation of libosip2's unescaped URIs would not. */
+	char *from_raw, *to_raw;
 } sipmsg_t;
 
 typedef struct sip_limits {

@@ -325,31 +325,46 @@ static txn_t *find(const char *key)
 
 /* RFC 3261 §17.2.3: branch + sent-by + method, where ACK matches the
  * INVITE; branches without the magic cookie fall back to the RFC 2543
- * identifiers.  Returns 0 or -ENOSPC. */
-static int server_key(const sipmsg_t *msg, const char *method, char *out, size_t len)
+ * identifiers.  Built in a growable buffer: identifiers are bounded only
+ * by the message size limit.  Returns a new string or NULL. */
+static char *server_key(const sipmsg_t *msg, const char *method)
 {
 	const osip_via_t *v = msg->via;
 	const char *port = v->port ? v->port : "";
-	int n;
+	buf_t b;
+	buf_init(&b, 0);
 	if (msg->branch && strncmp(msg->branch, "z9hG4bK", 7) == 0) {
-		n = snprintf(out, len, "s|%s|%s:%s|%s", msg->branch, v->host, port, method);
+		buf_printf(&b, "s|%s|%s:%s|%s", msg->branch, v->host, port, method);
 	} else {
 		const char *ft = sipmsg_from_tag(msg);
-		n = snprintf(out, len, "o|%s|%u|%s|%s:%s|%s|%s", sipmsg_call_id(msg), msg->cseq,
-			     ft ? ft : "", v->host, port, msg->branch ? msg->branch : "", method);
+		buf_printf(&b, "o|%s|%u|%s|%s:%s|%s|%s", sipmsg_call_id(msg), msg->cseq, ft ? ft : "",
+			   v->host, port, msg->branch ? msg->branch : "", method);
 	}
-	return (n < 0 || (size_t)n >= len) ? -ENOSPC : 0;
+	if (b.err) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b, NULL);
 }
 
 /* --- server side -------------------------------------------------------- */
 
+static txn_match_t match_key(sipmsg_t *msg, bool is_ack, const char *key, txn_t **out);
+
 txn_match_t txn_server_match(sipmsg_t *msg, txn_t **out)
 {
-	char key[1024];
 	*out = NULL;
 	bool is_ack = strcmp(msg->method, "ACK") == 0;
-	if (server_key(msg, is_ack ? "INVITE" : msg->method, key, sizeof key) != 0)
-		return TXN_MATCH_ABSORBED; /* absurd identifiers: drop */
+	char *key = server_key(msg, is_ack ? "INVITE" : msg->method);
+	if (!key)
+		return TXN_MATCH_ABSORBED; /* out of memory: drop, the client retransmits */
+	txn_match_t r = match_key(msg, is_ack, key, out);
+	free(key);
+	return r;
+}
+
+static txn_match_t match_key(sipmsg_t *msg, bool is_ack, const char *key, txn_t **out)
+{
 	txn_t *t = find(key);
 	if (t) {
 		if (is_ack) {
@@ -410,10 +425,12 @@ txn_match_t txn_server_match(sipmsg_t *msg, txn_t **out)
 
 txn_t *txn_find_invite(const sipmsg_t *cancel)
 {
-	char key[1024];
-	if (server_key(cancel, "INVITE", key, sizeof key) != 0)
+	char *key = server_key(cancel, "INVITE");
+	if (!key)
 		return NULL;
-	return find(key);
+	txn_t *t = find(key);
+	free(key);
+	return t;
 }
 
 sipmsg_t *txn_request(txn_t *t) { return t->req; }

@@ -108,7 +108,10 @@ e2e_log "127.0.0.3-12: $s2"
 held1="$(jget "$s1" held)"
 held2="$(jget "$s2" held)"
 ((held1 <= PER_IP)) || fail "127.0.0.2 held $held1 stalled connections (per-IP cap $PER_IP)"
-((held1 >= PER_IP / 2)) || fail "127.0.0.2 held only $held1 connections: the cap is not what it says"
+# Both floods start together: when the others took the whole total first,
+# 127.0.0.2 is refused by the total cap, which is right too.
+((held1 >= PER_IP / 2 || held2 >= TOTAL - PER_IP / 2)) ||
+	fail "127.0.0.2 held only $held1 connections (others $held2 of $TOTAL): the cap is not what it says"
 (($(jget "$s1" refused) + $(jget "$s1" connect_failed) >= 500 - PER_IP)) || fail "127.0.0.2: not refused beyond the per-IP cap: $s1"
 ((held1 + held2 <= TOTAL)) || fail "$((held1 + held2)) stalled connections held in total (cap $TOTAL)"
 ((held1 + held2 >= TOTAL - 20)) || fail "only $((held1 + held2)) connections held in total: refused below the cap ($TOTAL)?"

@@ -111,7 +111,7 @@ SELECT count(*) FROM acked a WHERE
   (a.kind = 'pub' AND NOT EXISTS (SELECT 1 FROM presence_publications p
                                    WHERE p.resource = a.name AND p.etag = a.etag)) OR
   (a.kind = 'msg' AND NOT EXISTS (SELECT 1 FROM messages m
-                                   WHERE convert_from(m.body, 'UTF8') = a.name));
+                                   WHERE m.body = convert_to(a.name, 'UTF8')));
 SQL
 ) || fail "the check query failed"
 e2e_log "acknowledged: $((nreg + npub + nmsg)); missing after SIGKILL: $missing"
