@@ -1476,6 +1476,16 @@ static void purge_done(void *arg, int err, PGresult *res)
 		LOGD("event", "purged %s expired subscription row(s)", PQcmdTuples(res));
 }
 
+/* Picks expired subscriptions and takes a reference on each. */
+static bool sub_expired_pick(hnode_t *e, void *arg)
+{
+	ev_sub_t *s = container_of(e, ev_sub_t, dnode);
+	if (s->expires_at > *(int64_t *)arg)
+		return false;
+	sub_ref(s);
+	return true;
+}
+
 /* Once a second: expire subscriptions in a slice of the dialog table (a
  * quarter of the buckets, at least 1024), so the cost per tick is bounded;
  * every 30 s delete up to 1000 expired rows (left by a stop). */
@@ -1485,34 +1495,13 @@ static void tick(uv_timer_t *h)
 	if (E.stopping)
 		return;
 	int64_t now = now_s();
-	size_t nb = E.dialogs.nbuckets;
-	size_t slice = nb / 4 > 1024 ? nb / 4 : 1024;
-	ev_sub_t **expired = NULL;
-	size_t n = 0, cap = 0;
-	for (size_t i = 0; i < slice && nb; i++) {
-		for (hnode_t *e = E.dialogs.buckets[(E.sweep_bucket + i) % nb]; e; e = e->next) {
-			ev_sub_t *s = container_of(e, ev_sub_t, dnode);
-			if (s->expires_at > now)
-				continue;
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 16;
-				ev_sub_t **p = realloc(expired, nc * sizeof *p);
-				if (!p)
-					break;
-				expired = p;
-				cap = nc;
-			}
-			sub_ref(s);
-			expired[n++] = s;
-		}
-	}
-	if (nb)
-		E.sweep_bucket = (E.sweep_bucket + slice) % nb;
+	size_t n = 0;
+	hnode_t **expired = htable_slice_collect(&E.dialogs, &E.sweep_bucket, 1024, sub_expired_pick, &now, &n);
 	for (size_t i = 0; i < n; i++) {
-		LOGD("event", "subscription %s (%s -> %s) expired", expired[i]->id, expired[i]->watcher,
-		     expired[i]->resource);
-		sub_terminate(expired[i], "timeout", true);
-		sub_unref(expired[i]);
+		ev_sub_t *s = container_of(expired[i], ev_sub_t, dnode);
+		LOGD("event", "subscription %s (%s -> %s) expired", s->id, s->watcher, s->resource);
+		sub_terminate(s, "timeout", true);
+		sub_unref(s);
 	}
 	free(expired);
 	uint64_t now_ms = uv_now(E.loop);

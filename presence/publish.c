@@ -799,37 +799,26 @@ static void purge_done(void *arg, int err, PGresult *res)
 /* Once a second: expire publications in a slice of the etag table and
  * announce each resource that changed; every 30 s purge up to 1000
  * expired rows. */
+/* Picks expired publications and takes a reference on each. */
+static bool pub_expired_pick(hnode_t *e, void *arg)
+{
+	pub_t *x = container_of(e, pub_t, enode);
+	if (x->expires_at > *(int64_t *)arg)
+		return false;
+	x->refs++;
+	return true;
+}
+
 static void tick(uv_timer_t *h)
 {
 	(void)h;
 	if (P.stopping)
 		return;
 	int64_t now = now_s();
-	size_t nb = P.etags.nbuckets;
-	size_t slice = nb / 4 > 1024 ? nb / 4 : 1024;
-	pub_t **expired = NULL;
-	size_t n = 0, cap = 0;
-	for (size_t i = 0; i < slice && nb; i++) {
-		for (hnode_t *e = P.etags.buckets[(P.sweep_bucket + i) % nb]; e; e = e->next) {
-			pub_t *x = container_of(e, pub_t, enode);
-			if (x->expires_at > now)
-				continue;
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 16;
-				pub_t **p = realloc(expired, nc * sizeof *p);
-				if (!p)
-					break;
-				expired = p;
-				cap = nc;
-			}
-			x->refs++;
-			expired[n++] = x;
-		}
-	}
-	if (nb)
-		P.sweep_bucket = (P.sweep_bucket + slice) % nb;
+	size_t n = 0;
+	hnode_t **expired = htable_slice_collect(&P.etags, &P.sweep_bucket, 1024, pub_expired_pick, &now, &n);
 	for (size_t i = 0; i < n; i++) {
-		pub_t *x = expired[i];
+		pub_t *x = container_of(expired[i], pub_t, enode);
 		LOGD("publish", "publication %s of %s expired", x->etag, x->resource);
 		pub_unlink(x);
 		mark_dirty(x);

@@ -94,6 +94,38 @@ void htable_foreach(htable_t *t, void (*fn)(hnode_t *node, void *arg), void *arg
 	}
 }
 
+hnode_t **htable_slice_collect(htable_t *t, size_t *cursor, size_t min_buckets,
+			       bool (*pick)(hnode_t *node, void *arg), void *arg, size_t *n)
+{
+	hnode_t **out = NULL;
+	size_t cap = 0;
+	*n = 0;
+	size_t nb = t->nbuckets;
+	if (!nb)
+		return NULL;
+	size_t slice = nb / 4 > min_buckets ? nb / 4 : min_buckets;
+	if (slice > nb)
+		slice = nb;
+	for (size_t i = 0; i < slice; i++) {
+		for (hnode_t *e = t->buckets[(*cursor + i) % nb]; e; e = e->next) {
+			if (!pick(e, arg))
+				continue;
+			if (*n == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				hnode_t **p = realloc(out, nc * sizeof *p);
+				if (!p)
+					goto done; /* the rest waits for the next sweep */
+				out = p;
+				cap = nc;
+			}
+			out[(*n)++] = e;
+		}
+	}
+done:
+	*cursor = (*cursor + slice) % nb;
+	return out;
+}
+
 uint64_t hash_mix(uint64_t h, uint64_t v)
 {
 	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);

@@ -35,6 +35,14 @@ void htable_remove(htable_t *t, hnode_t *node);
  * pointer is read before the call). */
 void htable_foreach(htable_t *t, void (*fn)(hnode_t *node, void *arg), void *arg);
 
+/* Bounded sweeps (expiry timers): walks the next slice of buckets — a
+ * quarter of the table, at least min_buckets — from *cursor, advances
+ * the cursor, and returns a new array (free() it; NULL when none) of the
+ * nodes for which pick returned true, their number in *n.  pick must not
+ * change the table; act on the returned nodes afterwards. */
+hnode_t **htable_slice_collect(htable_t *t, size_t *cursor, size_t min_buckets,
+			       bool (*pick)(hnode_t *node, void *arg), void *arg, size_t *n);
+
 /* FNV-1a with a final mix; case-insensitive variant for SIP tokens. */
 uint64_t hash_bytes(const void *data, size_t len);
 uint64_t hash_str(const char *s);

@@ -723,6 +723,16 @@ static void expire_aor(loc_aor_t *a, struct expire_ctx *ctx)
 	aor_drop_if_empty(a);
 }
 
+static bool aor_has_expired(hnode_t *e, void *arg)
+{
+	int64_t now = *(int64_t *)arg;
+	for (const loc_binding_t *b = container_of(e, loc_aor_t, node)->bindings; b; b = b->next) {
+		if (b->expires_at <= now)
+			return true;
+	}
+	return false;
+}
+
 static void purge_done(void *arg, int err, PGresult *res)
 {
 	(void)arg;
@@ -737,19 +747,11 @@ static void tick(uv_timer_t *h)
 {
 	(void)h;
 	struct expire_ctx ctx = {.now = now_s()};
-	size_t nb = L.aors.nbuckets;
-	size_t slice = nb / 4 > 1024 ? nb / 4 : 1024;
-	for (size_t i = 0; i < slice && nb; i++) {
-		size_t bucket = (L.sweep_bucket + i) % nb;
-		hnode_t *e = L.aors.buckets[bucket];
-		while (e) {
-			hnode_t *next = e->next;
-			expire_aor(container_of(e, loc_aor_t, node), &ctx);
-			e = next;
-		}
-	}
-	if (nb)
-		L.sweep_bucket = (L.sweep_bucket + slice) % nb;
+	size_t n = 0;
+	hnode_t **due = htable_slice_collect(&L.aors, &L.sweep_bucket, 1024, aor_has_expired, &ctx.now, &n);
+	for (size_t i = 0; i < n; i++)
+		expire_aor(container_of(due[i], loc_aor_t, node), &ctx);
+	free(due);
 	for (size_t i = 0; i < ctx.n; i++) {
 		if (ctx.changed[i]) {
 			LOGD("location", "binding(s) of %s expired", ctx.changed[i]);
