@@ -1455,8 +1455,6 @@ void ev_handle_subscribe(txn_t *t, sipmsg_t *req)
 	if (from && from->host && E.o.is_local_domain(from->host) && E.o.auth && authn_enabled()) {
 		char realm[256], user[AUTH_USER_MAX];
 		snprintf(realm, sizeof realm, "%s", from->host);
-		for (char *p = realm; *p; p++)
-			*p = (char)tolower((unsigned char)*p);
 		authn_result_t ar = authn_check(t, realm, true, user, sizeof user, auth_done, r);
 		if (ar == AUTHN_OK)
 			process(r, user);

@@ -775,8 +775,6 @@ void pub_handle_publish(txn_t *t, sipmsg_t *req)
 	if (P.o.auth && authn_enabled()) {
 		char realm[256], user[AUTH_USER_MAX];
 		snprintf(realm, sizeof realm, "%s", m->req_uri->host);
-		for (char *p = realm; *p; p++)
-			*p = (char)tolower((unsigned char)*p);
 		authn_result_t ar = authn_check(t, realm, true, user, sizeof user, auth_done, r);
 		if (ar == AUTHN_OK)
 			process(r, user);
@@ -796,9 +794,6 @@ static void purge_done(void *arg, int err, PGresult *res)
 		LOGD("publish", "purged %s expired publication row(s)", PQcmdTuples(res));
 }
 
-/* Once a second: expire publications in a slice of the etag table and
- * announce each resource that changed; every 30 s purge up to 1000
- * expired rows. */
 /* Picks expired publications and takes a reference on each. */
 static bool pub_expired_pick(hnode_t *e, void *arg)
 {
@@ -809,6 +804,9 @@ static bool pub_expired_pick(hnode_t *e, void *arg)
 	return true;
 }
 
+/* Once a second: expire publications in a slice of the etag table and
+ * announce each resource that changed; every 30 s purge up to 1000
+ * expired rows. */
 static void tick(uv_timer_t *h)
 {
 	(void)h;

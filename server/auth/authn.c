@@ -1,6 +1,7 @@
 /* Request authentication (RFC 3261 §22, RFC 7616, RFC 8760): see authn.h. */
 #include "server/auth/authn.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +224,14 @@ authn_result_t authn_check(txn_t *t, const char *realm, bool proxy, char *user, 
 		user[0] = '\0';
 	if (!A.opts.enabled)
 		return AUTHN_OK;
+	/* Realms are domains: compared and looked up lower-cased, as
+	 * simplectl stores them, whatever case the request used. */
+	char lrealm[AUTH_FIELD_MAX];
+	size_t i = 0;
+	for (; realm[i] && i + 1 < sizeof lrealm; i++)
+		lrealm[i] = (char)tolower((unsigned char)realm[i]);
+	lrealm[i] = '\0';
+	realm = lrealm;
 	sipmsg_t *req = txn_request(t);
 	auth_creds_t creds;
 	int err = find_creds(req, realm, proxy, &creds);

@@ -38,7 +38,8 @@ typedef enum {
 typedef void (*authn_cb)(void *arg, authn_result_t result, const char *user);
 
 /* Authenticates the request of server transaction t for realm.  proxy
- * selects 407/Proxy-Authorization instead of 401/Authorization.  On
+ * selects 407/Proxy-Authorization instead of 401/Authorization; realm
+ * (a domain) is compared case-insensitively.  On
  * AUTHN_OK the authenticated user name is copied into user (empty when
  * auth is off).  While AUTHN_PENDING authn holds its own reference on t. */
 authn_result_t authn_check(txn_t *t, const char *realm, bool proxy, char *user, size_t userlen,

@@ -853,8 +853,6 @@ static void initial_request(txn_t *t, sipmsg_t *req, const route_info_t *ri, con
 		a->from_aor[0] = '\0';
 	char realm[256], user[AUTH_USER_MAX] = "";
 	snprintf(realm, sizeof realm, "%s", from->host);
-	for (char *p = realm; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
 	authn_result_t r = authn_check(t, realm, true, user, sizeof user, auth_done, a);
 	if (r == AUTHN_PENDING)
 		return;

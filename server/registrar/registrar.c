@@ -409,8 +409,6 @@ void reg_handle_register(txn_t *t, sipmsg_t *req)
 	txn_ref(t);
 	char realm[256], user[AUTH_USER_MAX];
 	snprintf(realm, sizeof realm, "%s", to->host);
-	for (char *p = realm; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
 	authn_result_t r = authn_check(t, realm, false, user, sizeof user, auth_done, c);
 	if (r == AUTHN_OK)
 		process(c, user);
