@@ -13,7 +13,7 @@
 include_guard(GLOBAL)
 
 set(SD_TEST_PG_DIR ${CMAKE_BINARY_DIR}/test-pg)
-set(SD_TEST_PG_PORT 54329)
+set(SD_TEST_PG_PORT 54329 CACHE STRING "port of the private test PostgreSQL (one per build tree when several run at once)")
 set(SD_TEST_DB_CONNINFO "host=${SD_TEST_PG_DIR}/run port=${SD_TEST_PG_PORT} dbname=simpled user=postgres")
 set(SD_DEV_DB ${CMAKE_SOURCE_DIR}/scripts/dev-db.sh)
 
