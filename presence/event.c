@@ -51,6 +51,7 @@
 #include <time.h>
 
 #include "presence/pbatch.h"
+#include "presence/slab.h"
 #include "server/auth/authn.h"
 #include "server/base/htable.h"
 #include "server/base/log.h"
@@ -67,37 +68,62 @@
 
 struct idx;
 
+/* The part of a tp_peer_t a subscription keeps: tp_peer_t carries a
+ * 128-byte sockaddr_storage, an IPv6 address needs 28. */
+typedef struct sub_peer {
+	uint64_t conn_id;
+	union {
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} a;
+	int16_t listener;
+	uint8_t proto;
+} sub_peer_t;
+
+/* A subscription is ONE allocation (slab.h): the struct, then its strings
+ * packed behind it (their lengths are known when it is created and only
+ * the contact ever changes; see sub_set_contact).  The resource and
+ * watcher AORs are the keys of the index entries it holds (r_idx,
+ * w_idx), shared by every subscription of that resource or watcher.
+ * Memory matters here: a server holds hundreds of thousands of these. */
 struct ev_sub {
 	hnode_t dnode; /* dialogs */
 	struct ev_sub *r_prev, *r_next, *w_prev, *w_next;
-	struct idx *r_idx, *w_idx;
-	unsigned refs;
-	const ev_package_t *pkg;
-	char *id, *event_id, *resource, *watcher, *call_id, *local_tag, *remote_tag;
-	char *local_uri, *remote_uri, *contact, *route_set, *dkey;
-	tp_peer_t source;
-	uint32_t cseq, cseq_mark, remote_cseq;
-	int64_t expires_at, created_at;
-	ev_state_t state;
-	ev_auth_t auth;
-	const char *reason;
-	bool live;      /* in the indexes */
-	bool announced; /* observers know it */
-	bool marked;    /* in the next write batch */
-	bool fetch;     /* Expires: 0 initial SUBSCRIBE: never stored */
-	/* NOTIFY machinery */
-	bool queued, want, outstanding, need_full, final_sent, later;
+	struct idx *r_idx, *w_idx; /* held from creation to the last unref */
 	struct ev_sub *q_next;
-	unsigned failures;
-	uint64_t last_sent_ms;
+	const ev_package_t *pkg;
+	const char *reason;
 	void *data;
+	char *id, *event_id, *call_id, *local_tag, *remote_tag, *local_uri, *remote_uri;
+	char *route_set; /* NULL: none */
+	char *contact;   /* the block's contact slot, or malloc'ed (contact_owned) */
+	int64_t expires_at, created_at;
+	uint64_t last_sent_ms;
+	uint32_t cseq, cseq_mark, remote_cseq;
+	uint32_t refs;
+	uint32_t size;        /* bytes of the allocation */
+	uint16_t contact_cap; /* bytes of the contact slot, the block's last */
+	uint16_t failures;
+	sub_peer_t source;
+	uint8_t state; /* ev_state_t */
+	uint8_t auth;  /* ev_auth_t */
+	bool live : 1;      /* in the indexes */
+	bool announced : 1; /* observers know it */
+	bool marked : 1;    /* in the next write batch */
+	bool fetch : 1;     /* Expires: 0 initial SUBSCRIBE: never stored */
+	bool contact_owned : 1;
+	/* NOTIFY machinery */
+	bool queued : 1, want : 1, outstanding : 1, need_full : 1, final_sent : 1, later : 1;
 };
 
+/* One resource or watcher AOR: its linked subscriptions, and the key
+ * string every subscription of it points to. */
 typedef struct idx {
 	hnode_t node;
-	char *key;
 	ev_sub_t *head;
-	unsigned count;
+	unsigned count; /* linked subscriptions (the per-watcher cap) */
+	unsigned refs;  /* subscriptions holding it, linked or not */
+	char key[];
 } idx_t;
 
 static struct {
@@ -290,9 +316,9 @@ const char *ev_auth_name(ev_auth_t a)
 
 const ev_package_t *ev_sub_package(const ev_sub_t *s) { return s->pkg; }
 const char *ev_sub_id(const ev_sub_t *s) { return s->id; }
-const char *ev_sub_resource(const ev_sub_t *s) { return s->resource; }
-const char *ev_sub_watcher(const ev_sub_t *s) { return s->watcher; }
-const char *ev_sub_watcher_uri(const ev_sub_t *s) { return s->watcher; }
+const char *ev_sub_resource(const ev_sub_t *s) { return s->r_idx->key; }
+const char *ev_sub_watcher(const ev_sub_t *s) { return s->w_idx->key; }
+const char *ev_sub_watcher_uri(const ev_sub_t *s) { return s->w_idx->key; }
 ev_state_t ev_sub_state(const ev_sub_t *s) { return s->state; }
 ev_auth_t ev_sub_auth(const ev_sub_t *s) { return s->auth; }
 const char *ev_sub_reason(const ev_sub_t *s) { return s->reason; }
@@ -349,44 +375,7 @@ static void announce(ev_sub_t *s, const char *event)
 
 static void sub_ref(ev_sub_t *s) { s->refs++; }
 
-static void sub_unref(ev_sub_t *s)
-{
-	if (!s || --s->refs > 0)
-		return;
-	if (s->pkg && s->pkg->sub_free && s->data)
-		s->pkg->sub_free(s, s->data);
-	free(s->id);
-	free(s->event_id);
-	free(s->resource);
-	free(s->watcher);
-	free(s->call_id);
-	free(s->local_tag);
-	free(s->remote_tag);
-	free(s->local_uri);
-	free(s->remote_uri);
-	free(s->contact);
-	free(s->route_set);
-	free(s->dkey);
-	free(s);
-}
-
-static char *dialog_key(const char *call_id, const char *ltag, const char *rtag, const char *event,
-			const char *eid)
-{
-	buf_t b;
-	buf_init(&b, 0);
-	buf_printf(&b, "%s\n%s\n%s\n%s\n%s", call_id, ltag, rtag, event, eid);
-	if (b.err) {
-		buf_free(&b);
-		return NULL;
-	}
-	return buf_steal(&b, NULL);
-}
-
-static bool dlg_eq(const hnode_t *n, const void *key)
-{
-	return strcmp(container_of(n, ev_sub_t, dnode)->dkey, key) == 0;
-}
+static size_t idx_size(size_t keylen) { return sizeof(idx_t) + keylen + 1; }
 
 static bool idx_eq(const hnode_t *n, const void *key)
 {
@@ -395,51 +384,197 @@ static bool idx_eq(const hnode_t *n, const void *key)
 
 static idx_t *idx_get(htable_t *t, const char *key, bool create)
 {
-	hnode_t *n = htable_find(t, hash_str(key), idx_eq, key);
+	uint64_t h = hash_str(key);
+	hnode_t *n = htable_find(t, h, idx_eq, key);
 	if (n)
 		return container_of(n, idx_t, node);
 	if (!create)
 		return NULL;
-	idx_t *x = calloc(1, sizeof *x);
-	if (!x || !(x->key = strdup(key))) {
-		free(x);
+	size_t len = strlen(key);
+	idx_t *x = slab_alloc(idx_size(len));
+	if (!x)
 		return NULL;
-	}
-	htable_insert(t, &x->node, hash_str(key));
+	memset(x, 0, sizeof *x);
+	memcpy(x->key, key, len + 1);
+	htable_insert(t, &x->node, h);
 	return x;
 }
 
-static void idx_drop_if_empty(htable_t *t, idx_t *x)
+static idx_t *idx_hold(htable_t *t, const char *key)
 {
-	if (x->head)
+	idx_t *x = idx_get(t, key, true);
+	if (x)
+		x->refs++;
+	return x;
+}
+
+static void idx_release(htable_t *t, idx_t *x)
+{
+	if (!x || --x->refs > 0)
 		return;
 	htable_remove(t, &x->node);
-	free(x->key);
-	free(x);
+	slab_free(x, idx_size(strlen(x->key)));
+}
+
+static void sub_unref(ev_sub_t *s)
+{
+	if (!s || --s->refs > 0)
+		return;
+	if (s->pkg && s->pkg->sub_free && s->data)
+		s->pkg->sub_free(s, s->data);
+	idx_release(&E.resources, s->r_idx);
+	idx_release(&E.watchers, s->w_idx);
+	if (s->contact_owned)
+		free(s->contact);
+	slab_free(s, s->size);
+}
+
+static void peer_pack(sub_peer_t *d, const tp_peer_t *p)
+{
+	memset(d, 0, sizeof *d);
+	d->proto = (uint8_t)p->proto;
+	d->conn_id = p->conn_id;
+	d->listener = p->listener >= INT16_MIN && p->listener <= INT16_MAX ? (int16_t)p->listener : -1;
+	if (p->addr.ss_family == AF_INET6)
+		memcpy(&d->a.in6, &p->addr, sizeof d->a.in6);
+	else if (p->addr.ss_family == AF_INET)
+		memcpy(&d->a.in, &p->addr, sizeof d->a.in);
+}
+
+static tp_peer_t peer_unpack(const sub_peer_t *d)
+{
+	tp_peer_t p;
+	memset(&p, 0, sizeof p);
+	p.proto = (tp_proto_t)d->proto;
+	p.conn_id = d->conn_id;
+	p.listener = d->listener;
+	if (d->a.in.sin_family == AF_INET6)
+		memcpy(&p.addr, &d->a.in6, sizeof d->a.in6);
+	else if (d->a.in.sin_family == AF_INET)
+		memcpy(&p.addr, &d->a.in, sizeof d->a.in);
+	return p;
+}
+
+/* The strings of a new subscription; route_set may be NULL. */
+typedef struct sub_strings {
+	const char *id, *event_id, *resource, *watcher, *call_id, *local_tag, *remote_tag;
+	const char *local_uri, *remote_uri, *route_set, *contact;
+} sub_strings_t;
+
+static char *pack(char **p, const char *v)
+{
+	if (!v)
+		return NULL;
+	size_t n = strlen(v) + 1;
+	char *d = memcpy(*p, v, n);
+	*p += n;
+	return d;
+}
+
+/* A zeroed subscription holding one reference, its strings packed behind
+ * it, and the index entries of its resource and watcher held (not
+ * linked).  NULL when out of memory or too large. */
+static ev_sub_t *sub_new(const ev_package_t *pkg, const sub_strings_t *v)
+{
+	const char *packed[] = {v->id,	       v->event_id,  v->call_id,   v->local_tag,
+				v->remote_tag, v->local_uri, v->remote_uri, v->route_set};
+	size_t size = sizeof(ev_sub_t), contact = strlen(v->contact) + 1;
+	for (size_t i = 0; i < sizeof packed / sizeof packed[0]; i++)
+		size += packed[i] ? strlen(packed[i]) + 1 : 0;
+	if (contact > UINT16_MAX || size + contact > UINT32_MAX)
+		return NULL;
+	size += contact;
+	ev_sub_t *s = slab_alloc(size);
+	if (!s)
+		return NULL;
+	memset(s, 0, sizeof *s);
+	s->size = (uint32_t)size;
+	s->refs = 1;
+	s->pkg = pkg;
+	char *p = (char *)(s + 1);
+	s->id = pack(&p, v->id);
+	s->event_id = pack(&p, v->event_id);
+	s->call_id = pack(&p, v->call_id);
+	s->local_tag = pack(&p, v->local_tag);
+	s->remote_tag = pack(&p, v->remote_tag);
+	s->local_uri = pack(&p, v->local_uri);
+	s->remote_uri = pack(&p, v->remote_uri);
+	s->route_set = pack(&p, v->route_set);
+	s->contact = pack(&p, v->contact);
+	s->contact_cap = (uint16_t)contact;
+	s->r_idx = idx_hold(&E.resources, v->resource);
+	s->w_idx = s->r_idx ? idx_hold(&E.watchers, v->watcher) : NULL;
+	if (!s->w_idx) {
+		sub_unref(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* A refresh may bring a new Contact (the remote target, RFC 6665 §4.1.2.2;
+ * the route set never changes): in place when it fits the slot, else on
+ * the general heap.  0 or -ENOMEM (the old contact is kept). */
+static int sub_set_contact(ev_sub_t *s, const char *c)
+{
+	if (strcmp(s->contact, c) == 0)
+		return 0;
+	size_t n = strlen(c) + 1;
+	char *slot = (char *)s + s->size - s->contact_cap;
+	char *d = n <= s->contact_cap ? slot : malloc(n);
+	if (!d)
+		return -ENOMEM;
+	memcpy(d, c, n);
+	if (s->contact_owned)
+		free(s->contact);
+	s->contact = d;
+	s->contact_owned = d != slot;
+	return 0;
+}
+
+/* The dialog index's key (RFC 6665 §4.1.2: Call-ID, both tags, Event and
+ * its id), compared field by field instead of stored joined. */
+typedef struct dlg_key {
+	const char *call_id, *local_tag, *remote_tag, *event, *event_id;
+} dlg_key_t;
+
+static uint64_t dlg_hash(const dlg_key_t *k)
+{
+	uint64_t h = hash_str(k->call_id);
+	h = hash_mix(h, hash_str(k->local_tag));
+	h = hash_mix(h, hash_str(k->remote_tag));
+	h = hash_mix(h, hash_str(k->event));
+	return hash_mix(h, hash_str(k->event_id));
+}
+
+static dlg_key_t dlg_key_of(const ev_sub_t *s)
+{
+	return (dlg_key_t){s->call_id, s->local_tag, s->remote_tag, s->pkg->name, s->event_id};
+}
+
+static bool dlg_eq(const hnode_t *n, const void *key)
+{
+	const ev_sub_t *s = container_of(n, ev_sub_t, dnode);
+	const dlg_key_t *k = key;
+	return strcmp(s->call_id, k->call_id) == 0 && strcmp(s->local_tag, k->local_tag) == 0 &&
+	       strcmp(s->remote_tag, k->remote_tag) == 0 && strcmp(s->pkg->name, k->event) == 0 &&
+	       strcmp(s->event_id, k->event_id) == 0;
 }
 
 static int sub_link(ev_sub_t *s)
 {
-	idx_t *r = idx_get(&E.resources, s->resource, true);
-	idx_t *w = r ? idx_get(&E.watchers, s->watcher, true) : NULL;
-	if (!r || !w) {
-		if (r)
-			idx_drop_if_empty(&E.resources, r);
-		return -ENOMEM;
-	}
-	s->r_idx = r;
+	idx_t *r = s->r_idx, *w = s->w_idx;
 	s->r_next = r->head;
 	if (r->head)
 		r->head->r_prev = s;
 	r->head = s;
 	r->count++;
-	s->w_idx = w;
 	s->w_next = w->head;
 	if (w->head)
 		w->head->w_prev = s;
 	w->head = s;
 	w->count++;
-	htable_insert(&E.dialogs, &s->dnode, hash_str(s->dkey));
+	dlg_key_t k = dlg_key_of(s);
+	htable_insert(&E.dialogs, &s->dnode, dlg_hash(&k));
 	s->live = true;
 	sub_ref(s); /* the indexes' reference */
 	E.nsubs++;
@@ -459,7 +594,6 @@ static void sub_unlink(ev_sub_t *s)
 	if (s->r_next)
 		s->r_next->r_prev = s->r_prev;
 	r->count--;
-	idx_drop_if_empty(&E.resources, r);
 	if (s->w_prev)
 		s->w_prev->w_next = s->w_next;
 	else
@@ -467,9 +601,7 @@ static void sub_unlink(ev_sub_t *s)
 	if (s->w_next)
 		s->w_next->w_prev = s->w_prev;
 	w->count--;
-	idx_drop_if_empty(&E.watchers, w);
 	s->r_prev = s->r_next = s->w_prev = s->w_next = NULL;
-	s->r_idx = s->w_idx = NULL;
 	htable_remove(&E.dialogs, &s->dnode);
 	E.nsubs--;
 	sub_unref(s);
@@ -495,8 +627,8 @@ static void row_add(void *item, buf_t *a, int64_t now)
 	db_array_add(&a[A_ID], s->id);
 	db_array_add(&a[A_EVENT], s->pkg->name);
 	db_array_add(&a[A_EID], s->event_id);
-	db_array_add(&a[A_RES], s->resource);
-	db_array_add(&a[A_WATCHER], s->watcher);
+	db_array_add(&a[A_RES], s->r_idx->key);
+	db_array_add(&a[A_WATCHER], s->w_idx->key);
 	db_array_add(&a[A_CALLID], s->call_id);
 	db_array_add(&a[A_LTAG], s->local_tag);
 	db_array_add(&a[A_RTAG], s->remote_tag);
@@ -504,7 +636,8 @@ static void row_add(void *item, buf_t *a, int64_t now)
 	db_array_add(&a[A_RURI], s->remote_uri);
 	db_array_add(&a[A_CONTACT], s->contact);
 	db_array_add(&a[A_ROUTE], s->route_set);
-	if (loc_source_format(&s->source, src, sizeof src) != 0)
+	tp_peer_t peer = peer_unpack(&s->source);
+	if (loc_source_format(&peer, src, sizeof src) != 0)
 		snprintf(src, sizeof src, "udp:0.0.0.0:5060");
 	db_array_add(&a[A_SOURCE], src);
 	snprintf(num, sizeof num, "%u", s->cseq_mark);
@@ -626,7 +759,8 @@ static int uri_addr(const char *uri_str, tp_peer_t *dst)
 
 static void notify_dest(const ev_sub_t *s, tp_peer_t *dst)
 {
-	*dst = s->source;
+	const tp_peer_t source = peer_unpack(&s->source);
+	*dst = source;
 	if (s->route_set) {
 		/* First route: "<sip:host;lr>, <...>" */
 		const char *lt = strchr(s->route_set, '<');
@@ -635,10 +769,10 @@ static void notify_dest(const ev_sub_t *s, tp_peer_t *dst)
 			char uri[1024];
 			memcpy(uri, lt + 1, (size_t)(gt - lt - 1));
 			uri[gt - lt - 1] = '\0';
-			tp_peer_t d = s->source;
+			tp_peer_t d = source;
 			if (uri_addr(uri, &d) == 0) {
 				d.conn_id = 0;
-				if (d.proto != s->source.proto)
+				if (d.proto != source.proto)
 					d.listener = -1;
 				*dst = d;
 			}
@@ -646,7 +780,7 @@ static void notify_dest(const ev_sub_t *s, tp_peer_t *dst)
 		return;
 	}
 	if (dst->proto == TP_TCP && dst->conn_id && !tp_conn_alive(dst->conn_id)) {
-		tp_peer_t d = s->source;
+		tp_peer_t d = source;
 		d.conn_id = 0;
 		if (uri_addr(s->contact, &d) == 0 && d.proto == TP_TCP)
 			*dst = d;
@@ -714,15 +848,15 @@ static void notify_done(void *arg, const sipmsg_t *resp, int code, bool final)
 		if (code >= 200 && code < 300) {
 			s->failures = 0;
 		} else if (code == 481) {
-			LOGI("event", "NOTIFY to %s for %s answered 481: subscription removed", s->watcher,
-			     s->resource);
+			LOGI("event", "NOTIFY to %s for %s answered 481: subscription removed", s->w_idx->key,
+			     s->r_idx->key);
 			s->final_sent = true;
 			sub_terminate(s, "timeout", false);
 		} else {
 			s->failures++;
 			s->need_full = true;
-			LOGI("event", "NOTIFY to %s for %s failed with %d (%u in a row)", s->watcher,
-			     s->resource, code, s->failures);
+			LOGI("event", "NOTIFY to %s for %s failed with %d (%u in a row)", s->w_idx->key,
+			     s->r_idx->key, code, s->failures);
 			if (s->failures >= E.o.notify_max_failures && !c->final) {
 				s->final_sent = true;
 				sub_terminate(s, "timeout", false);
@@ -765,8 +899,9 @@ static int send_notify(ev_sub_t *s)
 	uint16_t port;
 	const char *tr;
 	txn_new_branch(branch, sizeof branch);
-	host_of_listener(&s->source, host, sizeof host, &port, &tr);
-	if (dst.proto != s->source.proto)
+	const tp_peer_t source = peer_unpack(&s->source);
+	host_of_listener(&source, host, sizeof host, &port, &tr);
+	if (dst.proto != source.proto)
 		tr = dst.proto == TP_TCP ? "TCP" : "UDP";
 	uint32_t cseq = next_cseq(s);
 	bool final = s->state == EV_STATE_TERMINATED;
@@ -791,7 +926,7 @@ static int send_notify(ev_sub_t *s)
 	buf_printf(&msg, "Call-ID: %s\r\n", s->call_id);
 	buf_printf(&msg, "CSeq: %u NOTIFY\r\n", cseq);
 	buf_puts(&msg, "Contact: ");
-	local_contact(&s->source, &msg);
+	local_contact(&source, &msg);
 	buf_puts(&msg, "\r\n");
 	buf_printf(&msg, "Event: %s%s%s\r\n", s->pkg->name, s->event_id[0] ? ";id=" : "", s->event_id);
 	buf_puts(&msg, "Subscription-State: ");
@@ -829,11 +964,11 @@ static int send_notify(ev_sub_t *s)
 		s->last_sent_ms = uv_now(E.loop);
 		if (final)
 			s->final_sent = true;
-		LOGD("event", "NOTIFY %u to %s for %s (%s)", cseq, s->watcher, s->resource,
+		LOGD("event", "NOTIFY %u to %s for %s (%s)", cseq, s->w_idx->key, s->r_idx->key,
 		     s->state == EV_STATE_ACTIVE ? "active" : s->state == EV_STATE_PENDING ? "pending"
 											: "terminated");
 	} else {
-		LOGI("event", "cannot send NOTIFY to %s for %s: %s", s->watcher, s->resource,
+		LOGI("event", "cannot send NOTIFY to %s for %s: %s", s->w_idx->key, s->r_idx->key,
 		     strerror(-err));
 		s->need_full = true;
 		if (final)
@@ -921,7 +1056,7 @@ static void flush_notifies(void)
 		s->q_next = NULL;
 		if (s->want && !s->outstanding && !s->final_sent && !E.stopping &&
 		    s->state != EV_STATE_TERMINATED && body_allowed(s) && s->pkg->hold_notify &&
-		    s->pkg->hold_notify(s->resource)) {
+		    s->pkg->hold_notify(s->r_idx->key)) {
 			/* Uncommitted change: the package reschedules us once it
 			 * is settled (s->want stays set). */
 		} else if (s->want && !s->outstanding && !s->final_sent && !E.stopping) {
@@ -1009,10 +1144,10 @@ void ev_reauthorize(const char *resource)
 	ev_sub_t **v = collect(resource, &n);
 	for (size_t i = 0; i < n; i++) {
 		ev_sub_t *s = v[i];
-		if (s->live && s->pkg->authorize && strcmp(s->watcher, s->resource) != 0) {
-			ev_auth_t na = s->pkg->authorize(s->watcher, s->resource);
+		if (s->live && s->pkg->authorize && strcmp(s->w_idx->key, s->r_idx->key) != 0) {
+			ev_auth_t na = s->pkg->authorize(s->w_idx->key, s->r_idx->key);
 			if (na != s->auth) {
-				LOGI("event", "%s -> %s (%s): %s -> %s", s->watcher, s->resource, s->pkg->name,
+				LOGI("event", "%s -> %s (%s): %s -> %s", s->w_idx->key, s->r_idx->key, s->pkg->name,
 				     ev_auth_name(s->auth), ev_auth_name(na));
 				ev_state_t old = s->state;
 				s->auth = na;
@@ -1150,11 +1285,8 @@ static ev_sub_t *find_dialog(const sipmsg_t *req, const char *event, const char 
 	const char *cid = sipmsg_call_id(req);
 	if (!ltag || !rtag || !cid)
 		return NULL;
-	char *key = dialog_key(cid, ltag, rtag, event, eid);
-	if (!key)
-		return NULL;
-	hnode_t *n = htable_find(&E.dialogs, hash_str(key), dlg_eq, key);
-	free(key);
+	dlg_key_t k = {cid, ltag, rtag, event, eid};
+	hnode_t *n = htable_find(&E.dialogs, dlg_hash(&k), dlg_eq, &k);
 	return n ? container_of(n, ev_sub_t, dnode) : NULL;
 }
 
@@ -1166,7 +1298,7 @@ static void process_in_dialog(sreq_t *r, const char *watcher)
 		txn_reply(r->t, 481, "Subscription Does Not Exist", NULL, NULL, NULL, 0);
 		goto out;
 	}
-	if (strcmp(s->watcher, watcher) != 0) {
+	if (strcmp(s->w_idx->key, watcher) != 0) {
 		txn_reply(r->t, 403, "Forbidden - Not The Subscriber", NULL, NULL, NULL, 0);
 		goto out;
 	}
@@ -1183,14 +1315,11 @@ static void process_in_dialog(sreq_t *r, const char *watcher)
 	osip_contact_t *ct = osip_list_get(&req->m->contacts, 0);
 	if (ct && ct->url) {
 		char *c = uri_string(ct->url);
-		if (c && strlen(c) <= 1024) {
-			free(s->contact);
-			s->contact = c;
-		} else {
-			free(c);
-		}
+		if (c && strlen(c) <= 1024)
+			(void)sub_set_contact(s, c); /* out of memory: the old target stays */
+		free(c);
 	}
-	s->source = req->src;
+	peer_pack(&s->source, &req->src);
 	sub_ref(s);
 	r->sub = s;
 	if (r->expires == 0) {
@@ -1244,27 +1373,30 @@ static void process_initial(sreq_t *r, const char *watcher)
 		goto out;
 	}
 	osip_contact_t *ct = osip_list_get(&m->contacts, 0);
-	s = calloc(1, sizeof *s);
-	if (!s) {
-		txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
-		goto out;
-	}
-	s->refs = 1;
-	s->pkg = r->pkg;
 	char id[25];
 	sip_random_token(id, sizeof id);
-	s->id = strdup(id);
-	s->event_id = strdup(r->event_id);
-	s->resource = strdup(resource);
-	s->watcher = strdup(watcher);
-	s->call_id = strdup(sipmsg_call_id(req));
-	s->local_tag = strdup(txn_to_tag(r->t));
-	s->remote_tag = strdup(sipmsg_from_tag(req));
-	s->local_uri = uri_string(m->to->url);
-	s->remote_uri = uri_string(m->from->url);
-	s->contact = uri_string(ct->url);
-	s->route_set = route_set_of(req);
-	s->source = req->src;
+	char *luri = uri_string(m->to->url), *ruri = uri_string(m->from->url);
+	char *contact = uri_string(ct->url), *route_set = route_set_of(req);
+	const char *call_id = sipmsg_call_id(req), *ltag = txn_to_tag(r->t);
+	const char *rtag = sipmsg_from_tag(req);
+	if (contact && strlen(contact) > 1024) {
+		txn_reply(r->t, 400, "Bad Request - Contact URI Too Long", NULL, NULL, NULL, 0);
+	} else if (luri && ruri && contact && call_id && ltag && rtag) {
+		sub_strings_t v = {id,	 r->event_id, resource,	 watcher, call_id,  ltag,
+				   rtag, luri,	      ruri,	 route_set, contact};
+		s = sub_new(r->pkg, &v);
+		if (!s)
+			txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
+	} else {
+		txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
+	}
+	free(luri);
+	free(ruri);
+	free(contact);
+	free(route_set);
+	if (!s)
+		goto out;
+	peer_pack(&s->source, &req->src);
 	s->cseq = 0;
 	s->cseq_mark = CSEQ_BLOCK;
 	s->remote_cseq = req->cseq;
@@ -1273,20 +1405,6 @@ static void process_initial(sreq_t *r, const char *watcher)
 	s->auth = auth;
 	s->state = auth == EV_AUTH_PENDING ? EV_STATE_PENDING : EV_STATE_ACTIVE;
 	s->need_full = true;
-	if (!s->id || !s->event_id || !s->resource || !s->watcher || !s->call_id || !s->local_tag ||
-	    !s->remote_tag || !s->local_uri || !s->remote_uri || !s->contact) {
-		txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
-		goto out;
-	}
-	if (strlen(s->contact) > 1024) {
-		txn_reply(r->t, 400, "Bad Request - Contact URI Too Long", NULL, NULL, NULL, 0);
-		goto out;
-	}
-	s->dkey = dialog_key(s->call_id, s->local_tag, s->remote_tag, s->pkg->name, s->event_id);
-	if (!s->dkey) {
-		txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
-		goto out;
-	}
 	if (r->expires == 0) {
 		/* A fetch (RFC 6665 §4.4.3): one NOTIFY with the current
 		 * state, terminated; nothing is stored. */
@@ -1497,11 +1615,12 @@ static void tick(uv_timer_t *h)
 	hnode_t **expired = htable_slice_collect(&E.dialogs, &E.sweep_bucket, 1024, sub_expired_pick, &now, &n);
 	for (size_t i = 0; i < n; i++) {
 		ev_sub_t *s = container_of(expired[i], ev_sub_t, dnode);
-		LOGD("event", "subscription %s (%s -> %s) expired", s->id, s->watcher, s->resource);
+		LOGD("event", "subscription %s (%s -> %s) expired", s->id, s->w_idx->key, s->r_idx->key);
 		sub_terminate(s, "timeout", true);
 		sub_unref(s);
 	}
 	free(expired);
+	heap_release_tick();
 	uint64_t now_ms = uv_now(E.loop);
 	if (now_ms - E.last_purge >= 30000 && db_is_up()) {
 		E.last_purge = now_ms;
@@ -1514,11 +1633,9 @@ static void tick(uv_timer_t *h)
 
 /* --- start and stop ------------------------------------------------------- */
 
-static char *col(PGresult *r, int row, int c)
+static const char *col(PGresult *r, int row, int c)
 {
-	if (PQgetisnull(r, row, c))
-		return NULL;
-	return strdup(PQgetvalue(r, row, c));
+	return PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
 }
 
 static void load_rows(PGresult *r)
@@ -1528,25 +1645,21 @@ static void load_rows(PGresult *r)
 		const ev_package_t *pkg = ev_find_package(PQgetvalue(r, i, 1));
 		if (!pkg)
 			continue;
-		ev_sub_t *s = calloc(1, sizeof *s);
+		sub_strings_t v = {col(r, i, 0),  col(r, i, 2),	 col(r, i, 3), col(r, i, 4),
+				   col(r, i, 5),  col(r, i, 6),	 col(r, i, 7), col(r, i, 8),
+				   col(r, i, 9),  col(r, i, 11), col(r, i, 10)};
+		if (!v.id || !v.event_id || !v.resource || !v.watcher || !v.call_id || !v.local_tag ||
+		    !v.remote_tag || !v.local_uri || !v.remote_uri || !v.contact)
+			continue;
+		ev_sub_t *s = sub_new(pkg, &v);
 		if (!s)
 			continue;
-		s->refs = 1;
-		s->pkg = pkg;
-		s->id = col(r, i, 0);
-		s->event_id = col(r, i, 2);
-		s->resource = col(r, i, 3);
-		s->watcher = col(r, i, 4);
-		s->call_id = col(r, i, 5);
-		s->local_tag = col(r, i, 6);
-		s->remote_tag = col(r, i, 7);
-		s->local_uri = col(r, i, 8);
-		s->remote_uri = col(r, i, 9);
-		s->contact = col(r, i, 10);
-		s->route_set = col(r, i, 11);
-		if (loc_source_parse(PQgetvalue(r, i, 12), &s->source) != 0)
-			s->source.proto = TP_UDP;
-		s->source.listener = -1;
+		tp_peer_t src;
+		memset(&src, 0, sizeof src);
+		if (loc_source_parse(PQgetvalue(r, i, 12), &src) != 0)
+			src.proto = TP_UDP;
+		src.listener = -1;
+		peer_pack(&s->source, &src);
 		s->cseq = (uint32_t)strtoul(PQgetvalue(r, i, 13), NULL, 10);
 		s->cseq_mark = s->cseq; /* the next NOTIFY reserves a new block */
 		s->remote_cseq = (uint32_t)strtoul(PQgetvalue(r, i, 14), NULL, 10);
@@ -1556,10 +1669,7 @@ static void load_rows(PGresult *r)
 		s->auth = pending ? EV_AUTH_PENDING : EV_AUTH_ALLOW;
 		s->state = pending ? EV_STATE_PENDING : EV_STATE_ACTIVE;
 		s->announced = true;
-		if (!s->id || !s->event_id || !s->resource || !s->watcher || !s->call_id || !s->local_tag ||
-		    !s->remote_tag || !s->local_uri || !s->remote_uri || !s->contact ||
-		    !(s->dkey = dialog_key(s->call_id, s->local_tag, s->remote_tag, pkg->name, s->event_id)) ||
-		    sub_link(s) != 0) {
+		if (sub_link(s) != 0) {
 			sub_unref(s);
 			continue;
 		}
@@ -1567,8 +1677,8 @@ static void load_rows(PGresult *r)
 		 * down; a polite block is stored as active): a watcher approved
 		 * meanwhile becomes active and is told at once.  A block is
 		 * applied by the next ev_reauthorize(). */
-		if (pkg->authorize && strcmp(s->watcher, s->resource) != 0) {
-			ev_auth_t a = pkg->authorize(s->watcher, s->resource);
+		if (pkg->authorize && strcmp(s->w_idx->key, s->r_idx->key) != 0) {
+			ev_auth_t a = pkg->authorize(s->w_idx->key, s->r_idx->key);
 			if (a != EV_AUTH_BLOCK && a != s->auth) {
 				ev_state_t st = a == EV_AUTH_PENDING ? EV_STATE_PENDING : EV_STATE_ACTIVE;
 				s->auth = a;
