@@ -452,8 +452,10 @@ bench_presence() {
 	MEM+=("$(printf '  VmRSS before: %s KiB (server started, %s presentities published)' "$(kv rss_before_kib "$l")" "$mem_p")")
 	MEM+=("$(printf '  VmRSS with %s subscriptions, at once: %s KiB = %s bytes per subscription (server transactions still held, Timer J)' \
 		"$(kv subs "$l")" "$(kv rss_after_kib "$l")" "$(kv per_sub_after_b "$l")")")
-	MEM+=("$(printf '  VmRSS after %s s more (transactions gone): %s KiB = %s bytes per subscription; VmHWM %s KiB' \
+	MEM+=("$(printf '  VmRSS after %s s more, steady state (SUBSCRIBE transactions ended): %s KiB = %s bytes per active subscription; VmHWM %s KiB' \
 		"$(kv hold_s "$l")" "$(kv rss_held_kib "$l")" "$(kv per_sub_held_b "$l")" "$(kv hwm_kib "$l")")")
+	MEM+=("$(printf '  whole process at steady state / subscriptions: %s bytes per subscription (its share of process memory included)' \
+		"$(kv per_sub_total_b "$l")")")
 	MEM+=("  $subs_rows subscription rows committed in PostgreSQL")
 	stop_server
 
