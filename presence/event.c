@@ -5,7 +5,7 @@
  * Memory holds every live subscription in three indexes:
  *   dialogs     (Call-ID, our tag, their tag, Event, id) -> subscription,
  *               for in-dialog SUBSCRIBEs (refresh, unsubscribe; 481);
- *   resources   resource AOR -> its subscriptions (fan-out of a change);
+ *   resources   (package, resource AOR) -> its subscriptions (fan-out of a change);
  *   watchers    watcher AOR -> its subscriptions (the per-watcher cap).
  * PostgreSQL holds one row per subscription, written in batches
  * (pbatch.h); an accepted SUBSCRIBE is answered only after its row
@@ -116,10 +116,14 @@ struct ev_sub {
 	bool queued : 1, want : 1, outstanding : 1, need_full : 1, final_sent : 1, later : 1;
 };
 
-/* One resource or watcher AOR: its linked subscriptions, and the key
- * string every subscription of it points to. */
+/* One resource AOR of one package, or one watcher AOR (pkg NULL): its
+ * linked subscriptions, and the key string every subscription of it
+ * points to.  Resources are indexed per package so that a package visits
+ * only its own subscriptions of a resource (winfo looks for the
+ * winfo subscribers among 1,000 presence watchers on every SUBSCRIBE). */
 typedef struct idx {
 	hnode_t node;
+	const ev_package_t *pkg;
 	ev_sub_t *head;
 	unsigned count; /* linked subscriptions (the per-watcher cap) */
 	unsigned refs;  /* subscriptions holding it, linked or not */
@@ -377,15 +381,23 @@ static void sub_ref(ev_sub_t *s) { s->refs++; }
 
 static size_t idx_size(size_t keylen) { return sizeof(idx_t) + keylen + 1; }
 
+typedef struct idx_key {
+	const ev_package_t *pkg;
+	const char *key;
+} idx_key_t;
+
 static bool idx_eq(const hnode_t *n, const void *key)
 {
-	return strcmp(container_of(n, idx_t, node)->key, key) == 0;
+	const idx_t *x = container_of(n, idx_t, node);
+	const idx_key_t *k = key;
+	return x->pkg == k->pkg && strcmp(x->key, k->key) == 0;
 }
 
-static idx_t *idx_get(htable_t *t, const char *key, bool create)
+static idx_t *idx_get(htable_t *t, const ev_package_t *pkg, const char *key, bool create)
 {
-	uint64_t h = hash_str(key);
-	hnode_t *n = htable_find(t, h, idx_eq, key);
+	idx_key_t k = {pkg, key};
+	uint64_t h = hash_mix(hash_str(key), (uint64_t)(uintptr_t)pkg);
+	hnode_t *n = htable_find(t, h, idx_eq, &k);
 	if (n)
 		return container_of(n, idx_t, node);
 	if (!create)
@@ -395,14 +407,15 @@ static idx_t *idx_get(htable_t *t, const char *key, bool create)
 	if (!x)
 		return NULL;
 	memset(x, 0, sizeof *x);
+	x->pkg = pkg;
 	memcpy(x->key, key, len + 1);
 	htable_insert(t, &x->node, h);
 	return x;
 }
 
-static idx_t *idx_hold(htable_t *t, const char *key)
+static idx_t *idx_hold(htable_t *t, const ev_package_t *pkg, const char *key)
 {
-	idx_t *x = idx_get(t, key, true);
+	idx_t *x = idx_get(t, pkg, key, true);
 	if (x)
 		x->refs++;
 	return x;
@@ -502,8 +515,8 @@ static ev_sub_t *sub_new(const ev_package_t *pkg, const sub_strings_t *v)
 	s->route_set = pack(&p, v->route_set);
 	s->contact = pack(&p, v->contact);
 	s->contact_cap = (uint16_t)contact;
-	s->r_idx = idx_hold(&E.resources, v->resource);
-	s->w_idx = s->r_idx ? idx_hold(&E.watchers, v->watcher) : NULL;
+	s->r_idx = idx_hold(&E.resources, pkg, v->resource);
+	s->w_idx = s->r_idx ? idx_hold(&E.watchers, NULL, v->watcher) : NULL;
 	if (!s->w_idx) {
 		sub_unref(s);
 		return NULL;
@@ -1101,28 +1114,38 @@ static void sub_terminate(ev_sub_t *s, const char *reason, bool notify)
 void ev_foreach(const char *pkg_name, const char *resource, void (*fn)(ev_sub_t *sub, void *arg),
 		void *arg)
 {
-	idx_t *r = idx_get(&E.resources, resource, false);
-	for (ev_sub_t *s = r ? r->head : NULL; s;) {
-		ev_sub_t *next = s->r_next;
-		if (!pkg_name || strcasecmp(s->pkg->name, pkg_name) == 0)
+	for (int i = 0; i < E.npkgs; i++) {
+		if (pkg_name && strcasecmp(E.pkgs[i]->name, pkg_name) != 0)
+			continue;
+		idx_t *r = idx_get(&E.resources, E.pkgs[i], resource, false);
+		for (ev_sub_t *s = r ? r->head : NULL; s;) {
+			ev_sub_t *next = s->r_next;
 			fn(s, arg);
-		s = next;
+			s = next;
+		}
 	}
 }
 
 /* Subscriptions of a resource, referenced, so callbacks may unlink them. */
 static ev_sub_t **collect(const char *resource, size_t *n)
 {
-	idx_t *r = idx_get(&E.resources, resource, false);
+	idx_t *r[MAX_PACKAGES];
+	size_t total = 0;
 	*n = 0;
-	if (!r || !r->count)
+	for (int i = 0; i < E.npkgs; i++) {
+		r[i] = idx_get(&E.resources, E.pkgs[i], resource, false);
+		total += r[i] ? r[i]->count : 0;
+	}
+	if (!total)
 		return NULL;
-	ev_sub_t **v = calloc(r->count, sizeof *v);
+	ev_sub_t **v = calloc(total, sizeof *v);
 	if (!v)
 		return NULL;
-	for (ev_sub_t *s = r->head; s; s = s->r_next) {
-		sub_ref(s);
-		v[(*n)++] = s;
+	for (int i = 0; i < E.npkgs; i++) {
+		for (ev_sub_t *s = r[i] ? r[i]->head : NULL; s; s = s->r_next) {
+			sub_ref(s);
+			v[(*n)++] = s;
+		}
 	}
 	return v;
 }
@@ -1131,9 +1154,9 @@ void ev_resource_changed(const ev_package_t *pkg, const char *resource)
 {
 	if (pkg->changed)
 		pkg->changed(resource);
-	idx_t *r = idx_get(&E.resources, resource, false);
+	idx_t *r = idx_get(&E.resources, pkg, resource, false);
 	for (ev_sub_t *s = r ? r->head : NULL; s; s = s->r_next) {
-		if (s->pkg == pkg && s->state == EV_STATE_ACTIVE)
+		if (s->state == EV_STATE_ACTIVE)
 			ev_sub_schedule(s);
 	}
 }
@@ -1363,7 +1386,7 @@ static void process_initial(sreq_t *r, const char *watcher)
 		txn_reply(r->t, 403, "Forbidden - Subscription Rejected", NULL, NULL, NULL, 0);
 		goto out;
 	}
-	idx_t *w = idx_get(&E.watchers, watcher, false);
+	idx_t *w = idx_get(&E.watchers, NULL, watcher, false);
 	if (r->expires && E.o.max_subs_per_watcher && w && w->count >= E.o.max_subs_per_watcher) {
 		txn_reply(r->t, 403, "Forbidden - Too Many Subscriptions", NULL, NULL, NULL, 0);
 		goto out;
