@@ -93,10 +93,11 @@ void slab_free(void *p, size_t size)
 
 /* Trim when at least TRIM_MIN_DROP transactions ended since the peak and
  * fewer than a quarter of the peak remain, or when the last of at least
- * TRIM_TAIL ended: after a burst, not during steady load.  malloc_trim
- * costs time in proportion to what it releases: measured 3-27 ms per call
- * (noisy, shared machine) while 100,000 SUBSCRIBE transactions drained
- * from a 180 MB process -- a few calls per burst. */
+ * TRIM_TAIL ended: after a burst, not during steady load.  One call
+ * costs 5-40 ms while 100,000 SUBSCRIBE transactions drain from a 180 MB
+ * process (noisy, shared machine), little of it in proportion to what it
+ * releases (it walks the free chunks): trimming at every quarter of the
+ * peak (10 calls) cost as much per call as this rule's 3, so few calls. */
 #define TRIM_MIN_DROP 1000
 #define TRIM_TAIL 64
 
