@@ -40,6 +40,26 @@ for i in $(seq 40); do grep -q '"refresh": 200' "$E2E_WORK/w1.log" && break; sle
 assert_match '"refresh": 200, "expires": "60"' "$(cat "$E2E_WORK/w1.log")" "refresh answer"
 wait_notify w1 '"cseq": 2,' >/dev/null
 
+step "a refresh with a new Contact moves the remote target (longer, then shorter than the first)"
+# The Contact is packed with the subscription: a longer one no longer fits
+# its slot, a shorter one does; both must become the NOTIFY's Request-URI.
+long="moved-$(printf 'x%.0s' $(seq 60))"
+mover="sip:$(e2e_uniq mover)@$E2E_DOMAIN"
+watch_start mv --aor "$mover" --resource "$alice" --expires 60 --refresh-at 1 \
+	--refresh-contact-user "$long" --duration 3
+wait_notify mv 'active;expires=60' >/dev/null
+line="$(wait_notify mv '"cseq": 2,')"
+assert_match "^sip:$long@" "$(json_field "$line" ruri)" "NOTIFY after the refresh goes to the new Contact"
+assert_match "sip:$long@" "$(db_query "SELECT contact FROM presence_subscriptions WHERE watcher = '$mover'")" \
+	"stored contact after the refresh"
+watch_stop mv
+assert_match "^sip:$long@" "$(json_field "$(last_notify mv)" ruri)" "final NOTIFY to the new Contact"
+watch_start mv2 --aor "$mover" --resource "$alice" --expires 60 --refresh-at 1 \
+	--refresh-contact-user "c" --duration 3
+line="$(wait_notify mv2 '"cseq": 2,')"
+assert_match "^sip:c@" "$(json_field "$line" ruri)" "NOTIFY after a refresh to a shorter Contact"
+watch_stop mv2
+
 step "Expires above max-expires is capped; an Event id is echoed; TCP; a Record-Route becomes the route set"
 henry="sip:$(e2e_uniq henry)@$E2E_DOMAIN"
 watch_start tcp --tcp --aor "$henry" --resource "$alice" --event 'presence;id=t1' --expires 99999 \

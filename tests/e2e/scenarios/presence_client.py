@@ -17,10 +17,11 @@ Commands (each exits 0 when its expectations held, 1 otherwise):
 
   watch     --aor WATCHER --resource RES --log FILE [--event E]
             [--expires N] [--duration S] [--reply-481] [--no-answer]
-            [--refresh-at S] [--stop-file F]
+            [--refresh-at S [--refresh-contact-user U]] [--stop-file F]
       Subscribes, answers every NOTIFY (200; 481 with --reply-481; none
       with --no-answer), logs each as one JSON line (cseq, state, body,
-      event), refreshes at --refresh-at seconds, and when --duration ends
+      event, Request-URI), refreshes at --refresh-at seconds (moving its
+      Contact to user U), and when --duration ends
       or --stop-file appears, unsubscribes (Expires: 0) and waits for the
       final NOTIFY.  The first line of the log is {"subscribe": CODE}.
 
@@ -142,6 +143,7 @@ class Request:
         self.to_tag = None
         self.cseq = 1
         self.route = []
+        self.contact_user = self.aor.split(":", 1)[1].split("@")[0]
 
     def build(self, method, headers, body="", auth=None):
         conn = self.agent.conn
@@ -154,7 +156,7 @@ class Request:
             "To: <%s>%s" % (self.to, ";tag=" + self.to_tag if self.to_tag else ""),
             "Call-ID: %s" % self.call_id,
             "CSeq: %d %s" % (self.cseq, method),
-            "Contact: <sip:%s@%s>" % (self.aor.split(":", 1)[1].split("@")[0], via),
+            "Contact: <sip:%s@%s>" % (self.contact_user, via),
             "User-Agent: simpled-e2e-presence",
         ]
         self.cseq += 1
@@ -258,6 +260,8 @@ def cmd_watch(agent, args):
             break
         if args.refresh_at and not refreshed and time.monotonic() - start >= args.refresh_at:
             refreshed = True
+            if args.refresh_contact_user:
+                r.contact_user = args.refresh_contact_user
             rr = r.send("SUBSCRIBE", sub_headers(args, args.expires), "", args.password)
             agent.write({"refresh": rr.status, "expires": rr.get("expires")})
         agent.pump(0.1)
@@ -314,6 +318,8 @@ def main(argv):
     p.add_argument("--duration", type=float, default=30)
     p.add_argument("--stop-file")
     p.add_argument("--refresh-at", type=float)
+    p.add_argument("--refresh-contact-user",
+                   help="the refresh moves the Contact (remote target) to this user part")
     p.add_argument("--reply-481", action="store_true")
     p.add_argument("--no-answer", action="store_true")
     p.add_argument("--no-unsubscribe", action="store_true")
