@@ -116,14 +116,16 @@ struct ev_sub {
 	bool queued : 1, want : 1, outstanding : 1, need_full : 1, final_sent : 1, later : 1;
 };
 
-/* One resource AOR of one package, or one watcher AOR (pkg NULL): its
- * linked subscriptions, and the key string every subscription of it
- * points to.  Resources are indexed per package so that a package visits
- * only its own subscriptions of a resource (winfo looks for the
- * winfo subscribers among 1,000 presence watchers on every SUBSCRIBE). */
+/* One resource AOR of one event package name, or one watcher AOR (event
+ * NULL): its linked subscriptions, and the key string every subscription
+ * of it points to.  Resources are indexed per event name so that a
+ * package visits only the subscriptions of its event (winfo looks for
+ * the winfo subscribers among 1,000 presence watchers on every
+ * SUBSCRIBE).  By name, not package: a list subscription (rls.c) has a
+ * package of its own, unregistered, with the event name "presence". */
 typedef struct idx {
 	hnode_t node;
-	const ev_package_t *pkg;
+	const char *event; /* a package's name (static) */
 	ev_sub_t *head;
 	unsigned count; /* linked subscriptions (the per-watcher cap) */
 	unsigned refs;  /* subscriptions holding it, linked or not */
@@ -138,6 +140,9 @@ static struct {
 	int npkgs;
 	struct { ev_watch_cb cb; void *arg; } obs[MAX_OBSERVERS];
 	int nobs;
+	struct { ev_change_cb cb; void *arg; } chg[MAX_OBSERVERS];
+	int nchg;
+	ev_list_resolver list_resolver;
 	htable_t dialogs, resources, watchers;
 	unsigned long nsubs;
 	pbatch_t batch;
@@ -357,6 +362,24 @@ const ev_package_t *ev_find_package(const char *name)
 	return NULL;
 }
 
+void ev_set_list_resolver(ev_list_resolver fn) { E.list_resolver = fn; }
+
+int ev_on_resource_change(ev_change_cb cb, void *arg)
+{
+	if (E.nchg == MAX_OBSERVERS)
+		return -ENOSPC;
+	E.chg[E.nchg].cb = cb;
+	E.chg[E.nchg].arg = arg;
+	E.nchg++;
+	return 0;
+}
+
+static void resource_change_observers(const ev_package_t *pkg, const char *resource)
+{
+	for (int i = 0; i < E.nchg; i++)
+		E.chg[i].cb(E.chg[i].arg, pkg, resource);
+}
+
 int ev_on_subscription(ev_watch_cb cb, void *arg)
 {
 	if (E.nobs >= MAX_OBSERVERS)
@@ -382,7 +405,7 @@ static void sub_ref(ev_sub_t *s) { s->refs++; }
 static size_t idx_size(size_t keylen) { return sizeof(idx_t) + keylen + 1; }
 
 typedef struct idx_key {
-	const ev_package_t *pkg;
+	const char *event;
 	const char *key;
 } idx_key_t;
 
@@ -390,13 +413,16 @@ static bool idx_eq(const hnode_t *n, const void *key)
 {
 	const idx_t *x = container_of(n, idx_t, node);
 	const idx_key_t *k = key;
-	return x->pkg == k->pkg && strcmp(x->key, k->key) == 0;
+	if (!x->event != !k->event || (k->event && strcasecmp(x->event, k->event) != 0))
+		return false;
+	return strcmp(x->key, k->key) == 0;
 }
 
-static idx_t *idx_get(htable_t *t, const ev_package_t *pkg, const char *key, bool create)
+/* event: a package name (static), or NULL for the watchers index. */
+static idx_t *idx_get(htable_t *t, const char *event, const char *key, bool create)
 {
-	idx_key_t k = {pkg, key};
-	uint64_t h = hash_mix(hash_str(key), (uint64_t)(uintptr_t)pkg);
+	idx_key_t k = {event, key};
+	uint64_t h = hash_mix(hash_str(key), event ? hash_str_nocase(event) : 0);
 	hnode_t *n = htable_find(t, h, idx_eq, &k);
 	if (n)
 		return container_of(n, idx_t, node);
@@ -407,15 +433,15 @@ static idx_t *idx_get(htable_t *t, const ev_package_t *pkg, const char *key, boo
 	if (!x)
 		return NULL;
 	memset(x, 0, sizeof *x);
-	x->pkg = pkg;
+	x->event = event;
 	memcpy(x->key, key, len + 1);
 	htable_insert(t, &x->node, h);
 	return x;
 }
 
-static idx_t *idx_hold(htable_t *t, const ev_package_t *pkg, const char *key)
+static idx_t *idx_hold(htable_t *t, const char *event, const char *key)
 {
-	idx_t *x = idx_get(t, pkg, key, true);
+	idx_t *x = idx_get(t, event, key, true);
 	if (x)
 		x->refs++;
 	return x;
@@ -515,7 +541,7 @@ static ev_sub_t *sub_new(const ev_package_t *pkg, const sub_strings_t *v)
 	s->route_set = pack(&p, v->route_set);
 	s->contact = pack(&p, v->contact);
 	s->contact_cap = (uint16_t)contact;
-	s->r_idx = idx_hold(&E.resources, pkg, v->resource);
+	s->r_idx = idx_hold(&E.resources, pkg->name, v->resource);
 	s->w_idx = s->r_idx ? idx_hold(&E.watchers, NULL, v->watcher) : NULL;
 	if (!s->w_idx) {
 		sub_unref(s);
@@ -946,6 +972,8 @@ static int send_notify(ev_sub_t *s)
 	ev_format_substate(s->state, s->reason, s->expires_at - now_s(), &msg);
 	buf_puts(&msg, "\r\n");
 	buf_puts(&msg, "User-Agent: " SIP_SERVER_NAME "\r\n");
+	if (s->pkg->extra_headers)
+		buf_puts(&msg, s->pkg->extra_headers);
 	if (body.len && ctype) {
 		buf_printf(&msg, "Content-Type: %s\r\n", ctype);
 		buf_printf(&msg, "Content-Length: %zu\r\n\r\n", body.len);
@@ -1117,7 +1145,9 @@ void ev_foreach(const char *pkg_name, const char *resource, void (*fn)(ev_sub_t 
 	for (int i = 0; i < E.npkgs; i++) {
 		if (pkg_name && strcasecmp(E.pkgs[i]->name, pkg_name) != 0)
 			continue;
-		idx_t *r = idx_get(&E.resources, E.pkgs[i], resource, false);
+		/* Registered names are distinct (ev_register_package), and a
+		 * list package shares its name with a registered one. */
+		idx_t *r = idx_get(&E.resources, E.pkgs[i]->name, resource, false);
 		for (ev_sub_t *s = r ? r->head : NULL; s;) {
 			ev_sub_t *next = s->r_next;
 			fn(s, arg);
@@ -1133,7 +1163,7 @@ static ev_sub_t **collect(const char *resource, size_t *n)
 	size_t total = 0;
 	*n = 0;
 	for (int i = 0; i < E.npkgs; i++) {
-		r[i] = idx_get(&E.resources, E.pkgs[i], resource, false);
+		r[i] = idx_get(&E.resources, E.pkgs[i]->name, resource, false);
 		total += r[i] ? r[i]->count : 0;
 	}
 	if (!total)
@@ -1154,11 +1184,12 @@ void ev_resource_changed(const ev_package_t *pkg, const char *resource)
 {
 	if (pkg->changed)
 		pkg->changed(resource);
-	idx_t *r = idx_get(&E.resources, pkg, resource, false);
+	idx_t *r = idx_get(&E.resources, pkg->name, resource, false);
 	for (ev_sub_t *s = r ? r->head : NULL; s; s = s->r_next) {
-		if (s->state == EV_STATE_ACTIVE)
+		if (s->pkg == pkg && s->state == EV_STATE_ACTIVE)
 			ev_sub_schedule(s);
 	}
+	resource_change_observers(pkg, resource);
 }
 
 void ev_reauthorize(const char *resource)
@@ -1189,6 +1220,7 @@ void ev_reauthorize(const char *resource)
 		sub_unref(s);
 	}
 	free(v);
+	resource_change_observers(NULL, resource);
 }
 
 /* --- SUBSCRIBE ------------------------------------------------------------ */
@@ -1223,6 +1255,9 @@ static void reply_ok(sreq_t *r, uint32_t expires)
 	buf_printf(&extra, "Expires: %u\r\nContact: ", expires);
 	local_contact(&txn_request(r->t)->src, &extra);
 	buf_printf(&extra, "\r\n");
+	const ev_package_t *pkg = r->sub ? r->sub->pkg : r->pkg;
+	if (pkg->extra_headers)
+		buf_puts(&extra, pkg->extra_headers);
 	if (extra.err)
 		txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
 	else
@@ -1491,6 +1526,30 @@ static void auth_done(void *arg, authn_result_t result, const char *user)
 }
 
 /* Whether some type of pkg is acceptable per the Accept headers. */
+/* Whether a comma-separated option-tag header (Supported, Require) of req
+ * names tag. */
+static bool has_option_tag(const sipmsg_t *req, const char *name, const char *compact,
+			   const char *tag)
+{
+	size_t tl = strlen(tag);
+	for (int i = 0; i < 32; i++) {
+		const char *v = sipmsg_header_nth(req, name, compact, i);
+		if (!v)
+			break;
+		for (const char *p = v; *p;) {
+			while (*p == ' ' || *p == '\t' || *p == ',')
+				p++;
+			const char *e = p;
+			while (*e && *e != ',' && *e != ' ' && *e != '\t')
+				e++;
+			if ((size_t)(e - p) == tl && strncasecmp(p, tag, tl) == 0)
+				return true;
+			p = e;
+		}
+	}
+	return false;
+}
+
 static bool accept_ok(const sipmsg_t *req, const ev_package_t *pkg)
 {
 	int n = osip_list_size(&req->m->accepts);
@@ -1545,6 +1604,23 @@ void ev_handle_subscribe(txn_t *t, sipmsg_t *req)
 		if (!ct || !ct->url) {
 			txn_reply(t, 400, "Bad Request - Missing Contact", NULL, NULL, NULL, 0);
 			return;
+		}
+	}
+	if (!in_dialog && E.list_resolver) {
+		char target[AOR_MAX];
+		const ev_package_t *lp = NULL;
+		if (req->m->req_uri && req->m->req_uri->host &&
+		    E.o.is_local_domain(req->m->req_uri->host) &&
+		    sip_uri_aor(req->m->req_uri, target, sizeof target) == 0)
+			lp = E.list_resolver(pkg, target);
+		if (lp) {
+			if (!has_option_tag(req, "supported", "k", "eventlist")) {
+				/* RFC 4662 §4.1 */
+				txn_reply(t, 421, "Extension Required - eventlist",
+					  "Require: eventlist\r\n", NULL, NULL, 0);
+				return;
+			}
+			pkg = lp;
 		}
 	}
 	if (!accept_ok(req, pkg)) {
@@ -1668,6 +1744,11 @@ static void load_rows(PGresult *r)
 		const ev_package_t *pkg = ev_find_package(PQgetvalue(r, i, 1));
 		if (!pkg)
 			continue;
+		if (E.list_resolver) {
+			const ev_package_t *lp = E.list_resolver(pkg, PQgetvalue(r, i, 3));
+			if (lp)
+				pkg = lp;
+		}
 		sub_strings_t v = {col(r, i, 0),  col(r, i, 2),	 col(r, i, 3), col(r, i, 4),
 				   col(r, i, 5),  col(r, i, 6),	 col(r, i, 7), col(r, i, 8),
 				   col(r, i, 9),  col(r, i, 11), col(r, i, 10)};
