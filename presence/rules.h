@@ -37,16 +37,6 @@ void rules_shutdown(void);
 /* The action for watcher (an AOR) watching presentity. */
 ev_auth_t rules_eval(const char *presentity, const char *watcher);
 
-/* The rules of presentity held in memory (borrowed until the next change
- * of that presentity's rules); *n = 0 when none.  For the XCAP pres-rules
- * view. */
-const rule_t *rules_get(const char *presentity, size_t *n);
-/* Replaces the rules of presentity in memory after a committed write
- * (XCAP PUT of pres-rules) and re-evaluates its watchers at once, without
- * waiting for the simpled_rules announcement (which re-reads the same
- * rows).  Copies rules. */
-void rules_replace(const char *presentity, const rule_t *rules, size_t n);
-
 /* --- pure helpers (unit-tested) ------------------------------------------- */
 
 typedef struct rule {
@@ -67,5 +57,15 @@ const char *rules_action_name(ev_auth_t a);
  * (lower-cased); "bob@dom" -> "sip:bob@dom"; "sips:" -> "sip:"; the host
  * of an AOR is lower-cased.  Returns 0, -EINVAL or -ENOSPC. */
 int rules_normalize_watcher(const char *in, char *out, size_t outlen);
+
+/* The rules of presentity held in memory (borrowed until the next change
+ * of that presentity's rules); *n = 0 when none.  For the XCAP pres-rules
+ * view. */
+const rule_t *rules_get(const char *presentity, size_t *n);
+/* Replaces the rules of presentity in memory after a committed write
+ * (XCAP PUT of pres-rules) and re-evaluates its watchers at once, without
+ * waiting for the simpled_rules announcement (which re-reads the same
+ * rows).  Copies rules. */
+void rules_replace(const char *presentity, const rule_t *rules, size_t n);
 
 #endif

@@ -27,8 +27,12 @@
 #define HEADER_VALUE_MAX 4096
 #define PATH_MAX_BYTES 4096
 
+struct conn;
+
 struct http_req {
 	struct lws *wsi; /* NULL once the connection closed */
+	struct conn *conn;
+	struct http_req *prev, *next; /* every live request, for http_shutdown */
 	char method[8];
 	char *path, *query;
 	char *hdr[HTTP_H_COUNT];
@@ -61,7 +65,22 @@ static struct {
 	unsigned conns;
 	int port;
 	char iface[64];
+	http_req_t *live;
 } H;
+
+static http_req_t *req_new(struct lws *wsi, struct conn *c)
+{
+	http_req_t *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->wsi = wsi;
+	r->conn = c;
+	r->next = H.live;
+	if (H.live)
+		H.live->prev = r;
+	H.live = r;
+	return r;
+}
 
 static const enum lws_token_indexes HDR_TOKEN[HTTP_H_COUNT] = {
 	[HTTP_H_AUTHORIZATION] = WSI_TOKEN_HTTP_AUTHORIZATION,
@@ -85,6 +104,12 @@ static void req_free(http_req_t *r)
 {
 	if (!r)
 		return;
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (H.live == r)
+		H.live = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
 	free(r->path);
 	free(r->query);
 	for (int i = 0; i < HTTP_H_COUNT; i++)
@@ -241,10 +266,9 @@ static int refuse(struct lws *wsi, conn_t *c, int status, const char *why)
 {
 	LOGI("http", "%s: %d %s", c->req ? c->req->peer : "-", status, why);
 	if (!c->req) {
-		c->req = calloc(1, sizeof *c->req);
+		c->req = req_new(wsi, c);
 		if (!c->req)
 			return -1;
-		c->req->wsi = wsi;
 		buf_init(&c->req->body, 0);
 	}
 	c->req->dispatched = true;
@@ -257,11 +281,10 @@ static int refuse(struct lws *wsi, conn_t *c, int status, const char *why)
 
 static int on_headers(struct lws *wsi, conn_t *c)
 {
-	http_req_t *r = calloc(1, sizeof *r);
+	http_req_t *r = req_new(wsi, c);
 	if (!r)
 		return -1;
 	c->req = r;
-	r->wsi = wsi;
 	buf_init(&r->body, H.o.max_body + 1); /* + the NUL */
 	lws_get_peer_simple(wsi, r->peer, sizeof r->peer);
 	enum lws_token_indexes mtok = WSI_TOKEN_COUNT;
@@ -348,6 +371,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		if (c && c->req) {
 			http_req_t *r = c->req;
 			c->req = NULL;
+			r->conn = NULL;
 			if (r->dispatched && !r->answered)
 				r->wsi = NULL; /* the handler frees it in http_reply */
 			else
@@ -483,6 +507,18 @@ void http_shutdown(void)
 {
 	if (!H.ctx)
 		return;
+	/* Detach every request from its connection first: those a handler
+	 * still owes an answer stay alive (http_reply frees them), the rest
+	 * go now; libwebsockets then closes the connections. */
+	for (http_req_t *r = H.live, *next; r; r = next) {
+		next = r->next;
+		if (r->conn)
+			r->conn->req = NULL;
+		r->conn = NULL;
+		r->wsi = NULL;
+		if (!r->dispatched || r->answered)
+			req_free(r);
+	}
 	lws_context_destroy(H.ctx);
 	H.ctx = NULL;
 	H.port = -1;
