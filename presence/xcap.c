@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "presence/buddylist.h"
 #include "presence/pidf.h"
 #include "presence/rules.h"
 #include "presence/xcap_path.h"
@@ -31,6 +32,7 @@
 #define MIME_ATT "application/xcap-att+xml"
 #define MIME_NS "application/xcap-ns+xml"
 #define MIME_ERR "application/xcap-error+xml"
+#define XCAP_RLS_AUID "rls-services"
 
 static struct {
 	xcap_options_t o;
@@ -372,12 +374,65 @@ static void store_delete(xreq_t *x)
 		finish_unavailable(x, X.o.retry_after_s, "database unavailable\n");
 }
 
+/* RFC 4826 §4.4.3: a service URI is unique across every rls-services
+ * document of the server, not only within one.  Documents that do not
+ * even contain the URI's text are skipped without parsing. */
+typedef struct svc_scan {
+	const xcap_uri_t *self;
+	const char *uri;
+	bool taken;
+} svc_scan_t;
+
+static void svc_scan_doc(const xstore_doc_t *d, void *arg)
+{
+	svc_scan_t *s = arg;
+	if (s->taken || (strcmp(d->owner, s->self->owner) == 0 && strcmp(d->name, s->self->doc) == 0))
+		return;
+	if (!memmem(d->body, d->len, s->uri, strlen(s->uri)))
+		return;
+	rl_service_t *v;
+	size_t n;
+	char why[64];
+	if (rls_services_parse(d->body, d->len, &v, &n, why, sizeof why) != 0)
+		return;
+	for (size_t i = 0; i < n && !s->taken; i++)
+		s->taken = strcmp(v[i].uri, s->uri) == 0;
+	rl_services_free(v, n);
+}
+
+/* 0, or 409 with the body in err when a service URI of doc is used by
+ * another document. */
+static int rls_uris_unique(xreq_t *x, xmlDocPtr doc, buf_t *err)
+{
+	xmlNodePtr root = xmlDocGetRootElement(doc);
+	for (xmlNodePtr c = root ? root->children : NULL; c; c = c->next) {
+		if (!pidf_node_is(c, XCAP_RLS_NS, "service"))
+			continue;
+		xmlChar *uri = xmlGetNoNsProp(c, (const xmlChar *)"uri");
+		svc_scan_t s = {&x->uri, (const char *)uri, false};
+		if (uri)
+			xstore_foreach(XCAP_RLS_AUID, NULL, svc_scan_doc, &s);
+		if (s.taken) {
+			buf_puts(err, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xcap-error xmlns=\""
+				      XCAP_ERROR_NS "\"><uniqueness-failure><exists field=\"rls-services/service/@uri\"/>"
+				      "</uniqueness-failure></xcap-error>\n");
+			LOGI("xcap", "service URI %s is taken", (const char *)uri);
+		}
+		xmlFree(uri);
+		if (s.taken)
+			return 409;
+	}
+	return 0;
+}
+
 /* Validates the complete new document and writes it. */
 static void validate_and_store(xreq_t *x, xmlDocPtr doc)
 {
 	buf_t err;
 	buf_init(&err, 0);
 	int r = xcap_usage_validate(x->u, doc, &err);
+	if (!r && x->u->id == XU_RLS_SERVICES)
+		r = rls_uris_unique(x, doc, &err);
 	if (r) {
 		LOGI("xcap", "%s/%s/%s refused: %.200s", x->u->auid, x->uri.owner, x->uri.doc,
 		     err.data ? err.data : "");

@@ -8,7 +8,8 @@
 # invalid document (409, nothing stored changed); a duplicate entry (409
 # uniqueness-failure); xcap-caps; pres-rules as a view of presence_rules:
 # PUT blocks a SIP watcher at once (403 to its SUBSCRIBE) and GET shows
-# the rows simplectl wrote; SIP is still served throughout.
+# the rows simplectl wrote; SIP is still served throughout; with auth
+# off XCAP is open.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/scenarios/presence_lib.sh"
 
@@ -131,6 +132,10 @@ xa --method PUT --path "$RS" --ctype application/rls-services+xml \
 	--body "<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\"><service uri=\"sip:alice$u-buddies@$E2E_DOMAIN\"><resource-list>http://127.0.0.1/xcap-root/resource-lists/users/sip:$alice/index/~~/resource-lists/list%5b@name=%22friends%22%5d</resource-list><packages><package>presence</package></packages></service></rls-services>" \
 	--expect 201 >/dev/null
 
+xc --user "bob$u" --password bpw --method PUT --path "/xcap-root/rls-services/users/sip:$bob/index" --ctype application/rls-services+xml \
+	--body "<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\"><service uri=\"sip:alice$u-buddies@$E2E_DOMAIN\"><resource-list>x</resource-list></service></rls-services>" \
+	--expect 409 --expect-body 'uniqueness-failure' >/dev/null # service URIs are unique server-wide
+
 step "pres-rules: PUT blocks bob; his SUBSCRIBE gets 403 at once; the rows are in presence_rules"
 PR=/xcap-root/pres-rules/users/sip:$alice/index
 pc subscribe --aor "sip:$bob" --password bpw --resource "sip:$alice" --expires 0 --expect 200
@@ -178,5 +183,10 @@ xa --method DELETE --path "$RL" --expect 200 >/dev/null
 xa --method GET --path "$RL" --expect 404 >/dev/null
 assert_eq 0 "$(db_query "SELECT count(*) FROM xcap_documents WHERE owner = '$alice' AND auid = 'resource-lists'")" "rows after DELETE"
 pc subscribe --aor "sip:$bob" --password bpw --resource "sip:$alice" --expires 0 --expect 200
+server_stop
 
+step "with auth off XCAP is open, as SIP is"
+server_start --auth off
+xc --method PUT --path "$RL" --ctype application/resource-lists+xml --body-file "$E2E_WORK/rl.xml" --expect 201 >/dev/null
+xc --method GET --path "$RL" --expect 200 --expect-body "sip:$bob" >/dev/null
 server_stop
