@@ -53,7 +53,6 @@ struct http_req {
 
 typedef struct conn {
 	http_req_t *req; /* the request in progress, or NULL */
-	bool counted;
 } conn_t;
 
 static struct {
@@ -336,10 +335,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			return 1;
 		}
 		return 0;
-	case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
-		if (c && !c->counted) {
-			c->counted = true;
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		/* Every accepted connection, before it sends anything (its
+		 * per-session data does not exist yet, so the mark is the
+		 * wsi's opaque pointer); paired with WSI_DESTROY. */
+		if (lws_get_opaque_user_data(wsi) != &H) {
+			lws_set_opaque_user_data(wsi, &H);
 			H.conns++;
+		}
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (lws_get_opaque_user_data(wsi) == &H) {
+			lws_set_opaque_user_data(wsi, NULL);
+			H.conns--;
 		}
 		return 0;
 	case LWS_CALLBACK_HTTP:
@@ -376,10 +384,6 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 				r->wsi = NULL; /* the handler frees it in http_reply */
 			else
 				req_free(r);
-		}
-		if (c && c->counted) {
-			c->counted = false;
-			H.conns--;
 		}
 		return 0;
 	default:

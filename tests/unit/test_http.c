@@ -150,7 +150,7 @@ static int setup(void **state)
 	(void)state;
 	assert_int_equal(uv_loop_init(&loop), 0);
 	uv_timer_init(&loop, &defer_timer);
-	http_options_t o = {.listen = "127.0.0.1:0", .max_body = 1000, .idle_timeout_s = 5};
+	http_options_t o = {.listen = "127.0.0.1:0", .max_body = 1000, .idle_timeout_s = 5, .max_conns = 4};
 	assert_int_equal(http_init(&loop, &o, handler, NULL), 0);
 	assert_true(http_port() > 0);
 	return 0;
@@ -236,6 +236,43 @@ static void test_client_gone_before_answer(void **state)
 	assert_null(deferred);
 }
 
+static void idle_connected(uv_connect_t *req, int status)
+{
+	(void)req;
+	assert_int_equal(status, 0);
+}
+
+/* max_conns: four idle connections fill the server; a fifth is refused
+ * (closed without an answer); once they close, requests are served. */
+static void test_connection_cap(void **state)
+{
+	(void)state;
+	uv_tcp_t idle[4];
+	uv_connect_t creq[4];
+	struct sockaddr_in sa;
+	uv_ip4_addr("127.0.0.1", http_port(), &sa);
+	for (int i = 0; i < 4; i++) {
+		uv_tcp_init(&loop, &idle[i]);
+		assert_int_equal(uv_tcp_connect(&creq[i], &idle[i], (struct sockaddr *)&sa, idle_connected), 0);
+	}
+	for (int i = 0; i < 20; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		uv_sleep(5);
+	}
+	char *r = exchange_str("GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	assert_null(strstr(r, "HTTP/1.1 200"));
+	free(r);
+	for (int i = 0; i < 4; i++)
+		uv_close((uv_handle_t *)&idle[i], NULL);
+	for (int i = 0; i < 20; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		uv_sleep(5);
+	}
+	r = exchange_str("GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	assert_non_null(strstr(r, "HTTP/1.1 200"));
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +281,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_keepalive_and_deferred),
 		cmocka_unit_test(test_client_gone_before_answer),
+		cmocka_unit_test(test_connection_cap),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
