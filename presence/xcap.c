@@ -50,6 +50,7 @@ typedef struct xreq {
 	const xcap_usage_t *u;
 	xcap_selector_t sel;
 	char method[8];
+	char etag[ETAG_MAX]; /* of the current document, for every answer */
 	bool created;
 	char presentity[XCAP_SEGMENT_MAX + 8]; /* "sip:" owner */
 	rule_t *rows; /* pres-rules being written */
@@ -78,12 +79,20 @@ static void xreq_free(xreq_t *x)
 
 /* --- answers ---------------------------------------------------------------- */
 
+static void etag_header(char *out, size_t outlen, const char *etag);
+
 static void finish(xreq_t *x, int status, const char *headers, const char *ctype, const char *body,
 		   size_t len)
 {
 	LOGI("xcap", "%s %s %s%s%s -> %d", http_req_peer(x->req), x->method,
 	     x->uri.auid[0] ? x->uri.auid : http_req_path(x->req), x->uri.owner[0] ? " " : "",
 	     x->uri.owner, status);
+	char h[ETAG_MAX + 16];
+	if (!headers && x->etag[0]) {
+		/* Errors carry the ETag of the document they left unchanged. */
+		etag_header(h, sizeof h, x->etag);
+		headers = h;
+	}
 	http_reply(x->req, status, headers, ctype, body, len);
 	xreq_free(x);
 }
@@ -493,6 +502,8 @@ static void do_request(xreq_t *x)
 {
 	current_t c;
 	current_load(x, &c);
+	if (c.exists)
+		snprintf(x->etag, sizeof x->etag, "%s", c.etag);
 	bool is_get = strcmp(x->method, "GET") == 0, is_put = strcmp(x->method, "PUT") == 0;
 	char h[ETAG_MAX + 16];
 	int pre = preconditions(x, c.exists ? c.etag : NULL);

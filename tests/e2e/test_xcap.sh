@@ -189,4 +189,13 @@ step "with auth off XCAP is open, as SIP is"
 server_start --auth off
 xc --method PUT --path "$RL" --ctype application/resource-lists+xml --body-file "$E2E_WORK/rl.xml" --expect 201 >/dev/null
 xc --method GET --path "$RL" --expect 200 --expect-body "sip:$bob" >/dev/null
+
+step "a buddy added with an XCAP element PUT reaches the list subscription's next NOTIFY"
+watch_start list --aor "sip:$alice" --resource "sip:alice$u-buddies@$E2E_DOMAIN" --duration 60 \
+	--header "Supported: eventlist" --accept "multipart/related, application/rlmi+xml, application/pidf+xml"
+wait_notify list "sip:$bob" >/dev/null
+xc --method PUT --path "$RL/~~/resource-lists/list[@name=\"friends\"]/entry[@uri=\"sip:dave$u@$E2E_DOMAIN\"]" \
+	--ctype application/xcap-el+xml --body "<entry uri=\"sip:dave$u@$E2E_DOMAIN\"/>" --expect 201 >/dev/null
+wait_notify list "sip:dave$u@" >/dev/null
+watch_stop list
 server_stop
