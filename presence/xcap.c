@@ -692,6 +692,11 @@ void xcap_handle(void *arg, http_req_t *req)
 		finish_text(x, 404, NULL, "no such application usage here\n");
 		return;
 	}
+	if (x->u->id == XU_PRES_RULES && strcmp(x->uri.doc, "index") != 0) {
+		/* The view over presence_rules is one document per user. */
+		finish_text(x, 404, NULL, "pres-rules has only the document 'index'\n");
+		return;
+	}
 	if (strcmp(x->method, "GET") && strcmp(x->method, "PUT") && strcmp(x->method, "DELETE")) {
 		finish_text(x, 405, "Allow: GET, PUT, DELETE", "method not allowed\n");
 		return;

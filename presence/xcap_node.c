@@ -358,6 +358,45 @@ static xcap_result_t put_attribute(xmlDocPtr doc, const xcap_selector_t *sel, co
 	return XCAP_OK;
 }
 
+/* Points every use of from in the subtree of n at to. */
+static void repoint_ns(xmlNodePtr n, xmlNsPtr from, xmlNsPtr to)
+{
+	for (; n; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (n->ns == from)
+			n->ns = to;
+		for (xmlAttrPtr a = n->properties; a; a = a->next)
+			if (a->ns == from)
+				a->ns = to;
+		repoint_ns(n->children, from, to);
+	}
+}
+
+/* The copied fragment carries the declarations of the wrapper it was
+ * parsed in; those the document already makes identically in scope are
+ * dropped, so the stored document reads as if written by hand. */
+static void drop_redundant_ns(xmlDocPtr doc, xmlNodePtr parent, xmlNodePtr el)
+{
+	xmlNsPtr *link = &el->nsDef;
+	while (*link) {
+		xmlNsPtr def = *link;
+		xmlNsPtr outer = xmlSearchNs(doc, parent, def->prefix);
+		if (outer && xmlStrEqual(outer->href, def->href)) {
+			*link = def->next;
+			def->next = NULL;
+			el->ns = el->ns == def ? outer : el->ns;
+			for (xmlAttrPtr a = el->properties; a; a = a->next)
+				if (a->ns == def)
+					a->ns = outer;
+			repoint_ns(el->children, def, outer);
+			xmlFreeNs(def);
+		} else {
+			link = &def->next;
+		}
+	}
+}
+
 xcap_result_t xcap_put(xmlDocPtr doc, const xcap_selector_t *sel, const char *body, size_t len,
 		       bool *created)
 {
@@ -387,6 +426,7 @@ xcap_result_t xcap_put(xmlDocPtr doc, const xcap_selector_t *sel, const char *bo
 		*created = true;
 		insert_new(parent, copy, &sel->steps[sel->n - 1]);
 	}
+	drop_redundant_ns(doc, parent, copy);
 	xmlReconciliateNs(doc, copy);
 	if (xcap_select(doc, sel, sel->n) != copy) {
 		/* Not idempotent (e.g. the body's name attribute differs from

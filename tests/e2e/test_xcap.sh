@@ -58,6 +58,7 @@ step "403 for another user's document; 404 for documents nobody has"
 xc --user "bob$u" --password bpw --method GET --path "$RL" --expect 403 >/dev/null
 xa --method GET --path "/xcap-root/resource-lists/users/sip:$alice/other" --expect 404 >/dev/null
 xa --method GET --path "/xcap-root/nosuch/users/sip:$alice/index" --expect 404 >/dev/null
+xa --method PUT --path "/xcap-root/pres-rules/users/sip:$alice/other" --ctype application/auth-policy+xml --body "<x/>" --expect 404 >/dev/null
 
 step "element: PUT creates an entry (201), GET it, PUT not idempotent (409 cannot-insert), no parent (409)"
 E="$RL/~~/resource-lists/list[@name=\"friends\"]/entry[@uri=\"sip:carol$u@$E2E_DOMAIN\"]"
