@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ static uv_loop_t loop;
 static int handled;
 static http_req_t *deferred;
 static uv_timer_t defer_timer;
+static uint64_t giveup_ms = 5000;
 
 static void answer_deferred(uv_timer_t *t)
 {
@@ -61,11 +63,16 @@ typedef struct client {
 	bool done;
 } client_t;
 
+static void giveup_closed(uv_handle_t *h)
+{
+	client_t *c = h->data;
+	c->done = true; /* both handles closed: c may be freed */
+}
+
 static void client_closed(uv_handle_t *h)
 {
 	client_t *c = h->data;
-	c->done = true;
-	uv_close((uv_handle_t *)&c->giveup, NULL);
+	uv_close((uv_handle_t *)&c->giveup, giveup_closed);
 }
 
 static void client_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
@@ -130,7 +137,7 @@ static char *exchange(const char *request, size_t len, bool close_early)
 	c->conn.data = c;
 	uv_timer_init(&loop, &c->giveup);
 	c->giveup.data = c;
-	uv_timer_start(&c->giveup, client_timeout, 5000, 0);
+	uv_timer_start(&c->giveup, client_timeout, giveup_ms, 0);
 	struct sockaddr_in sa;
 	uv_ip4_addr("127.0.0.1", http_port(), &sa);
 	assert_int_equal(uv_tcp_connect(&c->conn, &c->tcp, (struct sockaddr *)&sa, client_connected), 0);
@@ -236,6 +243,24 @@ static void test_client_gone_before_answer(void **state)
 	assert_null(deferred);
 }
 
+/* A request that never completes (slowloris) is closed after the idle
+ * timeout (5 s here), not held forever. */
+static void test_stalled_request_closed(void **state)
+{
+	(void)state;
+	giveup_ms = 15000;
+	uv_update_time(&loop);
+	uint64_t t0 = uv_now(&loop);
+	char *r = exchange_str("GET /slow HTTP/1.1\r\nHost: x\r\nX-A: b");
+	uv_update_time(&loop);
+	uint64_t dt = uv_now(&loop) - t0;
+	giveup_ms = 5000;
+	assert_null(strstr(r, "HTTP/1.1 200"));
+	free(r);
+	if (dt < 3000 || dt > 12000)
+		fail_msg("stalled request closed after %llu ms (idle timeout 5 s)", (unsigned long long)dt);
+}
+
 static void idle_connected(uv_connect_t *req, int status)
 {
 	(void)req;
@@ -282,6 +307,7 @@ int main(void)
 		cmocka_unit_test(test_keepalive_and_deferred),
 		cmocka_unit_test(test_client_gone_before_answer),
 		cmocka_unit_test(test_connection_cap),
+		cmocka_unit_test(test_stalled_request_closed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
