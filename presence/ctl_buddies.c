@@ -12,8 +12,9 @@
 #include "presence/buddylist.h"
 #include "presence/xcap_store.h"
 #include "server/base/buf.h"
+#include "server/db/dbctl.h"
 
-enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_NOTFOUND = 2, EXIT_DB = 3 };
+enum { EXIT_OK = DBCTL_OK, EXIT_USAGE = DBCTL_USAGE, EXIT_NOTFOUND = DBCTL_NOTFOUND, EXIT_DB = DBCTL_DB };
 
 #define PART_MAX 253
 #define LIST_MAX 64
@@ -47,45 +48,15 @@ static bool list_name_ok(const char *s)
 	return true;
 }
 
-static PGconn *connect_db(const char *conninfo)
-{
-	const char *const kw[] = {"client_encoding", "dbname", "fallback_application_name", NULL};
-	const char *const val[] = {"UTF8", conninfo, "simplectl", NULL};
-	PGconn *pg = PQconnectdbParams(kw, val, 1);
-	if (!pg || PQstatus(pg) != CONNECTION_OK) {
-		fprintf(stderr, "simplectl: cannot connect to the database: %s",
-			pg ? PQerrorMessage(pg) : "out of memory\n");
-		PQfinish(pg);
-		return NULL;
-	}
-	return pg;
-}
 
-static PGresult *run(PGconn *pg, const char *sql, int n, const char *const *params)
-{
-	PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(r);
-	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		fprintf(stderr, "simplectl: %s", PQerrorMessage(pg));
-		PQclear(r);
-		return NULL;
-	}
-	return r;
-}
 
-static bool exec_ok(PGconn *pg, const char *sql, int n, const char *const *params)
-{
-	PGresult *r = run(pg, sql, n, params);
-	PQclear(r);
-	return r != NULL;
-}
 
 /* The current body of a document (malloc'ed, NULL when there is none);
  * *err set on a database error. */
 static char *load_doc(PGconn *pg, const char *auid, const char *owner, size_t *len, bool *err)
 {
 	const char *p[2] = {auid, owner};
-	PGresult *r = run(pg,
+	PGresult *r = dbctl_run(pg,
 			  "SELECT body FROM xcap_documents WHERE auid = $1 AND owner = $2"
 			  " AND name = 'index'",
 			  2, p);
@@ -107,7 +78,7 @@ static bool store_doc(PGconn *pg, const char *auid, const char *owner, buf_t *bo
 	char etag[40];
 	xstore_new_etag(etag, sizeof etag);
 	const char *p[4] = {auid, owner, etag, buf_cstr(body)};
-	return exec_ok(pg,
+	return dbctl_exec(pg,
 		       "INSERT INTO xcap_documents (auid, owner, name, etag, body)"
 		       " VALUES ($1, $2, 'index', $3, $4) ON CONFLICT (auid, owner, name) DO UPDATE"
 		       " SET etag = EXCLUDED.etag, body = EXCLUDED.body,"
@@ -126,8 +97,8 @@ static const char *xcap_root(void)
 static bool begin_owner(PGconn *pg, const char *owner)
 {
 	const char *p[1] = {owner};
-	return exec_ok(pg, "BEGIN", 0, NULL) &&
-	       exec_ok(pg, "SELECT pg_advisory_xact_lock(hashtext('buddies ' || $1))", 1, p);
+	return dbctl_exec(pg, "BEGIN", 0, NULL) &&
+	       dbctl_exec(pg, "SELECT pg_advisory_xact_lock(hashtext('buddies ' || $1))", 1, p);
 }
 
 static int user_exists(PGconn *pg, const char *owner)
@@ -137,7 +108,7 @@ static int user_exists(PGconn *pg, const char *owner)
 	char *at = strrchr(user, '@');
 	*at = '\0';
 	const char *p[2] = {user, at + 1};
-	PGresult *r = run(pg, "SELECT 1 FROM users WHERE username = $1 AND domain = $2", 2, p);
+	PGresult *r = dbctl_run(pg, "SELECT 1 FROM users WHERE username = $1 AND domain = $2", 2, p);
 	if (!r)
 		return -1;
 	int n = PQntuples(r);
@@ -162,7 +133,7 @@ int buddyctl_add(const char *conninfo, int argc, char **argv)
 	const char *name = argc == 4 ? argv[3] : NULL;
 	char buddy_uri[sizeof buddy + 4];
 	snprintf(buddy_uri, sizeof buddy_uri, "sip:%s", buddy);
-	PGconn *pg = connect_db(conninfo);
+	PGconn *pg = dbctl_connect(conninfo);
 	if (!pg)
 		return EXIT_DB;
 	int rc = EXIT_DB;
@@ -211,7 +182,7 @@ int buddyctl_add(const char *conninfo, int argc, char **argv)
 	}
 	if (rl.err || !store_doc(pg, "resource-lists", owner, &rl) ||
 	    (e == 0 && (rls.err || !store_doc(pg, "rls-services", owner, &rls))) ||
-	    !exec_ok(pg, "COMMIT", 0, NULL))
+	    !dbctl_exec(pg, "COMMIT", 0, NULL))
 		goto out;
 	printf("%s\n", buf_cstr(&svc));
 	rc = EXIT_OK;
@@ -236,7 +207,7 @@ int buddyctl_del(const char *conninfo, int argc, char **argv)
 		return EXIT_USAGE;
 	char buddy_uri[sizeof buddy + 4];
 	snprintf(buddy_uri, sizeof buddy_uri, "sip:%s", buddy);
-	PGconn *pg = connect_db(conninfo);
+	PGconn *pg = dbctl_connect(conninfo);
 	if (!pg)
 		return EXIT_DB;
 	int rc = EXIT_DB;
@@ -257,7 +228,7 @@ int buddyctl_del(const char *conninfo, int argc, char **argv)
 		goto out;
 	}
 	if (e || rl.err || !store_doc(pg, "resource-lists", owner, &rl) ||
-	    !exec_ok(pg, "COMMIT", 0, NULL))
+	    !dbctl_exec(pg, "COMMIT", 0, NULL))
 		goto out;
 	rc = EXIT_OK;
 out:
@@ -274,7 +245,7 @@ int buddyctl_list(const char *conninfo, int argc, char **argv)
 	char owner[2 * PART_MAX + 2];
 	if (owner_of(argv[0], owner, sizeof owner) != 0)
 		return EXIT_USAGE;
-	PGconn *pg = connect_db(conninfo);
+	PGconn *pg = dbctl_connect(conninfo);
 	if (!pg)
 		return EXIT_DB;
 	int rc = EXIT_DB;
