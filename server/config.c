@@ -73,6 +73,8 @@ static const struct cfg_option options[] = {
 	OPT(redirect, CFG_BOOL, "off", 0, 1,
 	    "Redirect server mode: an INVITE to a local user is answered 302 with its contacts instead of being proxied."),
 	OPT(node_name, CFG_STR, "", 0, 0, "Name of this node in a cluster (default: the host name)."),
+	OPT(xcap_listen, CFG_STR, "127.0.0.1:8080", 0, 0,
+	    "XCAP (HTTP) server address, ADDR:PORT or [V6]:PORT; off disables it. Bind it publicly only when asked."),
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

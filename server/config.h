@@ -48,6 +48,7 @@ typedef struct config {
 	int notify_interval_ms;
 	bool redirect;
 	char *node_name;
+	char *xcap_listen; /* ADDR:PORT of the XCAP (HTTP) server, or "off" */
 } config_t;
 
 /* Fills every field with its default. */
