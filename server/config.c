@@ -72,6 +72,10 @@ static const struct cfg_option options[] = {
 	OPT(retry_after, CFG_INT, "5", 1, 3600, "Retry-After seconds sent with 503 when the database is unavailable."),
 	OPT(redirect, CFG_BOOL, "off", 0, 1,
 	    "Redirect server mode: an INVITE to a local user is answered 302 with its contacts instead of being proxied."),
+	OPT(dialog_tracking, CFG_BOOL, "on", 0, 1,
+	    "Keep dialog records of the calls routed for local users (the dialog event package and call completion need them; off only for benchmarks)."),
+	OPT(cc_queue_expires, CFG_INT, "3600", 60, 86400,
+	    "Seconds a call-completion request (RFC 6910) stays queued at most, whatever the subscription asks."),
 	OPT(node_name, CFG_STR, "", 0, 0, "Name of this node in a cluster (default: the host name)."),
 };
 

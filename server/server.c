@@ -341,6 +341,8 @@ int server_run(const config_t *cfg)
 		.is_local_domain = server_is_local_domain,
 		.is_local_address = server_is_local_address,
 		.default_domain = cfg->domain.n ? cfg->domain.items[0] : NULL,
+		.dialog_tracking = cfg->dialog_tracking,
+		.loop = S.loop,
 	};
 	if (proxy_init(&pxo) != 0) {
 		LOGE("server", "proxy initialisation failed");
