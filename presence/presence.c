@@ -66,6 +66,10 @@ int presence_init(uv_loop_t *loop, const presence_options_t *o)
 		err = pkg_winfo_init();
 	if (!err)
 		err = pkg_message_summary_init();
+	if (!err)
+		err = pkg_dialog_init();
+	if (!err)
+		err = pkg_cc_init(loop, o->cc_queue_expires);
 	if (err)
 		return err;
 	pub_options_t po = {
@@ -118,6 +122,7 @@ void presence_shutdown(void)
 		return;
 	ev_shutdown();
 	pub_shutdown();
+	pkg_cc_shutdown();
 	pkg_presence_shutdown();
 	rules_shutdown();
 	started = false;

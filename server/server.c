@@ -366,6 +366,7 @@ int server_run(const config_t *cfg)
 		.is_local_domain = server_is_local_domain,
 		.notify_interval_ms = (unsigned)cfg->notify_interval_ms,
 		.node_name = cfg->node_name,
+		.cc_queue_expires = (unsigned)cfg->cc_queue_expires,
 	};
 	if (presence_init(S.loop, &po) != 0) {
 		LOGE("server", "presence initialisation failed");

@@ -30,7 +30,7 @@ typedef struct rec {
 	struct rec *prev, *next; /* in owner's list */
 	int64_t deadline;        /* when the record ends (or, terminated, goes) */
 	char id[24];
-	char *aor, *call_id, *local_tag, *remote_tag, *local_uri, *remote_uri, *remote_target, *ruri;
+	char *aor, *peer, *call_id, *local_tag, *remote_tag, *local_uri, *remote_uri, *remote_target, *ruri;
 } rec_t;
 
 struct group {
@@ -146,6 +146,7 @@ static void rec_sync(rec_t *r)
 {
 	r->pub.id = r->id;
 	r->pub.aor = r->aor;
+	r->pub.peer_aor = r->peer;
 	r->pub.call_id = r->call_id;
 	r->pub.local_tag = r->local_tag;
 	r->pub.remote_tag = r->remote_tag;
@@ -158,6 +159,7 @@ static void rec_sync(rec_t *r)
 static void rec_free(rec_t *r)
 {
 	free(r->aor);
+	free(r->peer);
 	free(r->call_id);
 	free(r->local_tag);
 	free(r->remote_tag);
@@ -174,7 +176,7 @@ static void announce(const rec_t *r)
 		D.obs[i].cb(D.obs[i].arg, &r->pub);
 }
 
-static rec_t *rec_new(group_t *g, const char *aor, bool initiator, const char *local_tag,
+static rec_t *rec_new(group_t *g, const char *aor, const char *peer, bool initiator, const char *local_tag,
 		      const char *local_uri, const char *remote_uri, const char *remote_target,
 		      const char *ruri)
 {
@@ -183,6 +185,7 @@ static rec_t *rec_new(group_t *g, const char *aor, bool initiator, const char *l
 	if (!r)
 		return NULL;
 	r->aor = strdup(aor);
+	r->peer = dup_or_empty(peer);
 	r->call_id = strdup(g->call_id);
 	r->local_tag = dup_or_empty(local_tag);
 	r->remote_tag = dup_or_empty(initiator ? NULL : g->caller_tag);
@@ -190,7 +193,7 @@ static rec_t *rec_new(group_t *g, const char *aor, bool initiator, const char *l
 	r->remote_uri = dup_or_empty(remote_uri);
 	r->remote_target = dup_or_empty(remote_target);
 	r->ruri = dup_or_empty(ruri);
-	if (!r->aor || !r->call_id || !r->local_tag || !r->remote_tag || !r->local_uri ||
+	if (!r->aor || !r->peer || !r->call_id || !r->local_tag || !r->remote_tag || !r->local_uri ||
 	    !r->remote_uri || !r->remote_target || !r->ruri) {
 		rec_free(r);
 		return NULL;
@@ -323,10 +326,10 @@ void dlg_track_invite(const sipmsg_t *req, const char *callee_aor, const char *c
 		goto out;
 	}
 	htable_insert(&D.groups, &g->node, group_hash(call_id, tag));
-	rec_t *callee = rec_new(g, callee_aor, false, NULL, to, from, contact, ruri);
+	rec_t *callee = rec_new(g, callee_aor, caller_aor, false, NULL, to, from, contact, ruri);
 	if (callee)
 		g->r[g->n++] = callee;
-	rec_t *caller = caller_aor ? rec_new(g, caller_aor, true, tag, from, to, NULL, ruri) : NULL;
+	rec_t *caller = caller_aor ? rec_new(g, caller_aor, callee_aor, true, tag, from, to, NULL, ruri) : NULL;
 	if (caller)
 		g->r[g->n++] = caller;
 	if (!g->n) {

@@ -54,6 +54,7 @@ typedef enum dlg_state {
 typedef struct dlg_record {
 	const char *id;            /* unique in this process; the XML dialog id */
 	const char *aor;           /* the local user whose dialog this is */
+	const char *peer_aor;      /* the other party's AOR when it is local, else "" */
 	bool initiator;            /* the user placed the call */
 	const char *call_id;
 	const char *local_tag;     /* this user's tag ("" while unknown) */
