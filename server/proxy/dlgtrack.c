@@ -256,7 +256,8 @@ static void rec_move(rec_t *r, dlg_state_t st, const char *event, int code)
 	if (!dlg_state_advance(r->pub.state, st))
 		return;
 	r->pub.state = st;
-	if (code)
+	/* The code of terminated is what ended it (none for BYE, timeout). */
+	if (code || st == DLG_TERMINATED)
 		r->pub.code = code;
 	if (st == DLG_EARLY || st == DLG_PROCEEDING)
 		r->pub.rang = true;
