@@ -3,8 +3,9 @@
 # watcher of bob sees a call alice -> bob go trying -> early -> confirmed
 # -> terminated, each in its own NOTIFY with a growing version (full state
 # first, then partial); the caller's own lamp shows the initiator side;
-# a watcher bob's presence rules block gets 403; with dialog tracking
-# off the package still answers but never shows a call.
+# a watcher bob's presence rules block gets 403; versions keep growing
+# across a restart; with dialog tracking off the package still answers
+# but never shows a call.
 source "$(dirname "$0")/lib.sh"
 source "$E2E_DIR/scenarios/call_lib.sh"
 source "$E2E_DIR/scenarios/presence_lib.sh"
@@ -77,6 +78,20 @@ assert_match 'event=\\"rejected\\"' "$line" "rejected call"
 step "a watcher bob's rules block gets 403"
 rule_set "$bob_aor" "$dave_aor" block
 pc subscribe --aor "$dave_aor" --resource "$bob_aor" --event dialog --expect 403
+
+step "after a restart the subscription lives on and versions keep growing"
+last_version() {
+	grep '"cseq"' "$E2E_WORK/lamp.log" | tail -n 1 | grep -Eo 'version=\\"[0-9]+\\" state' | grep -Eo '[0-9]+'
+}
+before="$(last_version)"
+server_restart
+uas_start b4 call_uas_lamp "$bob"
+uac_run call_uac "$alice" "$bob"
+uas_wait b4
+uas_unregister b4 "$bob"
+wait_notify lamp 'terminated</state>' 8 3 >/dev/null
+after="$(last_version)"
+((after > before)) || fail "version after the restart ($after) not above the one before ($before)"
 watch_stop lamp
 watch_stop own
 server_stop
