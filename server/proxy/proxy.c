@@ -73,6 +73,7 @@ struct call {
 	bool strict;
 	bool add_rr;
 	bool drop_auth, drop_identity;
+	bool tracked;        /* an initial INVITE with dialog records (dlgtrack.h) */
 	char *extra;         /* identity header lines, or NULL */
 	uint32_t loop_hash;
 	char method[32];     /* of the forwarded request */
@@ -471,8 +472,9 @@ static void check_complete(call_t *c)
 	call_unindex(c);
 	if (txn_answered(c->st))
 		return;
-	if (P.o.dialog_tracking && c->invite) {
-		/* Before the answer: sending the final frees the request. */
+	if (c->tracked) {
+		/* Before the answer: sending the final frees the request.  Only
+		 * the initial INVITE's: a failed re-INVITE ends no dialog. */
 		int codes[MAX_BRANCHES];
 		for (unsigned i = 0; i < c->n; i++)
 			codes[i] = c->b[i].code;
@@ -526,7 +528,7 @@ static void on_branch(void *arg, const sipmsg_t *resp, int code, bool final)
 		if (!c->final_sent && resp) {
 			size_t len = 0;
 			char *text = msg_text(resp, &len);
-			if (text && relay(c, text, len, code, 0) == 0 && c->invite && P.o.dialog_tracking)
+			if (text && relay(c, text, len, code, 0) == 0 && c->tracked)
 				dlg_track_response(resp, code);
 			free(text);
 		}
@@ -550,7 +552,7 @@ static void on_branch(void *arg, const sipmsg_t *resp, int code, bool final)
 		if (err)
 			LOGW(MOD, "%d from branch %s could not be relayed (%d): the callee's dialog is orphaned",
 			     code, b->id, err);
-		else if (c->invite && P.o.dialog_tracking)
+		else if (c->tracked)
 			dlg_track_response(resp, code);
 		if (!c->got_2xx)
 			P.stats.forwarded++;
@@ -811,6 +813,7 @@ static void fork_to(txn_t *t, sipmsg_t *req, const route_info_t *ri, const char 
 		bool local_caller = from->host && P.o.is_local_domain(from->host) && from->username &&
 				    sip_uri_aor(from, caller, sizeof caller) == 0;
 		dlg_track_invite(req, aor, local_caller ? caller : NULL);
+		c->tracked = true;
 	}
 	start_group(c);
 	call_unref(c);
