@@ -1,5 +1,6 @@
 /* simplectl messages list|purge (see ctl_messages.h). */
 #include "messaging/ctl_messages.h"
+#include "server/db/dbctl.h"
 
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -8,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_NOTFOUND = 2, EXIT_DB = 3 };
+enum { EXIT_OK = DBCTL_OK, EXIT_USAGE = DBCTL_USAGE, EXIT_NOTFOUND = DBCTL_NOTFOUND, EXIT_DB = DBCTL_DB };
 
 /* "user@domain" or "sip:user@domain" -> "sip:user@domain" (host
  * lower-cased, as the server keys mailboxes). */
@@ -31,32 +32,7 @@ static int to_aor(const char *in, char *out, size_t len)
 	return 0;
 }
 
-static PGconn *connect_db(const char *conninfo)
-{
-	const char *const kw[] = {"client_encoding", "dbname", "fallback_application_name", NULL};
-	const char *const val[] = {"UTF8", conninfo, "simplectl", NULL};
-	PGconn *pg = PQconnectdbParams(kw, val, 1);
-	if (!pg || PQstatus(pg) != CONNECTION_OK) {
-		fprintf(stderr, "simplectl: cannot connect to the database: %s",
-			pg ? PQerrorMessage(pg) : "out of memory\n");
-		PQfinish(pg);
-		return NULL;
-	}
-	return pg;
-}
 
-static PGresult *run(PGconn *pg, const char *sql, int n, const char *const *params)
-{
-	PGresult *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		fprintf(stderr, "simplectl: database error: %s",
-			res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
-		PQclear(res);
-		return NULL;
-	}
-	return res;
-}
 
 /* One line per stored message, oldest first:
  * ID<TAB>RECEIVED (UTC)<TAB>EXPIRES (UTC)<TAB>FROM<TAB>CONTENT-TYPE<TAB>BYTES */
@@ -67,11 +43,11 @@ int msgctl_list(const char *conninfo, int argc, char **argv)
 		fprintf(stderr, "usage: simplectl messages list USER@DOMAIN\n");
 		return EXIT_USAGE;
 	}
-	PGconn *pg = connect_db(conninfo);
+	PGconn *pg = dbctl_connect(conninfo);
 	if (!pg)
 		return EXIT_DB;
 	const char *params[1] = {aor};
-	PGresult *res = run(pg,
+	PGresult *res = dbctl_run(pg,
 			    "SELECT id, received_at, expires_at, sender, coalesce(content_type, '-'),"
 			    " length(body) FROM messages WHERE recipient = $1 ORDER BY id",
 			    1, params);
@@ -102,11 +78,11 @@ int msgctl_purge(const char *conninfo, int argc, char **argv)
 		fprintf(stderr, "usage: simplectl messages purge USER@DOMAIN\n");
 		return EXIT_USAGE;
 	}
-	PGconn *pg = connect_db(conninfo);
+	PGconn *pg = dbctl_connect(conninfo);
 	if (!pg)
 		return EXIT_DB;
 	const char *params[1] = {aor};
-	PGresult *res = run(pg,
+	PGresult *res = dbctl_run(pg,
 			    "WITH d AS (DELETE FROM messages WHERE recipient = $1 RETURNING 1)"
 			    " SELECT count(*), pg_notify('simpled_messages', $1) FROM d",
 			    1, params);

@@ -108,6 +108,9 @@ static struct {
 	int npkgs;
 	struct { ev_watch_cb cb; void *arg; } obs[MAX_OBSERVERS];
 	int nobs;
+	struct { ev_change_cb cb; void *arg; } chg[MAX_OBSERVERS];
+	int nchg;
+	ev_list_resolver list_resolver;
 	htable_t dialogs, resources, watchers;
 	unsigned long nsubs;
 	pbatch_t batch;
@@ -325,6 +328,24 @@ const ev_package_t *ev_find_package(const char *name)
 			return E.pkgs[i];
 	}
 	return NULL;
+}
+
+void ev_set_list_resolver(ev_list_resolver fn) { E.list_resolver = fn; }
+
+int ev_on_resource_change(ev_change_cb cb, void *arg)
+{
+	if (E.nchg == MAX_OBSERVERS)
+		return -ENOSPC;
+	E.chg[E.nchg].cb = cb;
+	E.chg[E.nchg].arg = arg;
+	E.nchg++;
+	return 0;
+}
+
+static void resource_change_observers(const ev_package_t *pkg, const char *resource)
+{
+	for (int i = 0; i < E.nchg; i++)
+		E.chg[i].cb(E.chg[i].arg, pkg, resource);
 }
 
 int ev_on_subscription(ev_watch_cb cb, void *arg)
@@ -798,6 +819,8 @@ static int send_notify(ev_sub_t *s)
 	ev_format_substate(s->state, s->reason, s->expires_at - now_s(), &msg);
 	buf_puts(&msg, "\r\n");
 	buf_puts(&msg, "User-Agent: " SIP_SERVER_NAME "\r\n");
+	if (s->pkg->extra_headers)
+		buf_puts(&msg, s->pkg->extra_headers);
 	if (body.len && ctype) {
 		buf_printf(&msg, "Content-Type: %s\r\n", ctype);
 		buf_printf(&msg, "Content-Length: %zu\r\n\r\n", body.len);
@@ -1007,6 +1030,7 @@ void ev_resource_changed(const ev_package_t *pkg, const char *resource)
 		if (s->pkg == pkg && s->state == EV_STATE_ACTIVE)
 			ev_sub_schedule(s);
 	}
+	resource_change_observers(pkg, resource);
 }
 
 void ev_reauthorize(const char *resource)
@@ -1037,6 +1061,7 @@ void ev_reauthorize(const char *resource)
 		sub_unref(s);
 	}
 	free(v);
+	resource_change_observers(NULL, resource);
 }
 
 /* --- SUBSCRIBE ------------------------------------------------------------ */
@@ -1071,6 +1096,9 @@ static void reply_ok(sreq_t *r, uint32_t expires)
 	buf_printf(&extra, "Expires: %u\r\nContact: ", expires);
 	local_contact(&txn_request(r->t)->src, &extra);
 	buf_printf(&extra, "\r\n");
+	const ev_package_t *pkg = r->sub ? r->sub->pkg : r->pkg;
+	if (pkg->extra_headers)
+		buf_puts(&extra, pkg->extra_headers);
 	if (extra.err)
 		txn_reply(r->t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
 	else
@@ -1356,6 +1384,30 @@ static void auth_done(void *arg, authn_result_t result, const char *user)
 }
 
 /* Whether some type of pkg is acceptable per the Accept headers. */
+/* Whether a comma-separated option-tag header (Supported, Require) of req
+ * names tag. */
+static bool has_option_tag(const sipmsg_t *req, const char *name, const char *compact,
+			   const char *tag)
+{
+	size_t tl = strlen(tag);
+	for (int i = 0; i < 32; i++) {
+		const char *v = sipmsg_header_nth(req, name, compact, i);
+		if (!v)
+			break;
+		for (const char *p = v; *p;) {
+			while (*p == ' ' || *p == '\t' || *p == ',')
+				p++;
+			const char *e = p;
+			while (*e && *e != ',' && *e != ' ' && *e != '\t')
+				e++;
+			if ((size_t)(e - p) == tl && strncasecmp(p, tag, tl) == 0)
+				return true;
+			p = e;
+		}
+	}
+	return false;
+}
+
 static bool accept_ok(const sipmsg_t *req, const ev_package_t *pkg)
 {
 	int n = osip_list_size(&req->m->accepts);
@@ -1410,6 +1462,23 @@ void ev_handle_subscribe(txn_t *t, sipmsg_t *req)
 		if (!ct || !ct->url) {
 			txn_reply(t, 400, "Bad Request - Missing Contact", NULL, NULL, NULL, 0);
 			return;
+		}
+	}
+	if (!in_dialog && E.list_resolver) {
+		char target[AOR_MAX];
+		const ev_package_t *lp = NULL;
+		if (req->m->req_uri && req->m->req_uri->host &&
+		    E.o.is_local_domain(req->m->req_uri->host) &&
+		    sip_uri_aor(req->m->req_uri, target, sizeof target) == 0)
+			lp = E.list_resolver(pkg, target);
+		if (lp) {
+			if (!has_option_tag(req, "supported", "k", "eventlist")) {
+				/* RFC 4662 §4.1 */
+				txn_reply(t, 421, "Extension Required - eventlist",
+					  "Require: eventlist\r\n", NULL, NULL, 0);
+				return;
+			}
+			pkg = lp;
 		}
 	}
 	if (!accept_ok(req, pkg)) {
@@ -1534,6 +1603,11 @@ static void load_rows(PGresult *r)
 		const ev_package_t *pkg = ev_find_package(PQgetvalue(r, i, 1));
 		if (!pkg)
 			continue;
+		if (E.list_resolver) {
+			const ev_package_t *lp = E.list_resolver(pkg, PQgetvalue(r, i, 3));
+			if (lp)
+				pkg = lp;
+		}
 		ev_sub_t *s = calloc(1, sizeof *s);
 		if (!s)
 			continue;

@@ -86,6 +86,9 @@ typedef struct ev_package {
 	bool publish_by_watcher;
 	int (*on_publish_by)(const char *publisher, const char *resource, const char *ctype,
 			     const char *body, size_t len, char *why, size_t whylen);
+	/* Extra header lines ("Require: eventlist\r\n") for this package's
+	 * NOTIFYs and its 200s to SUBSCRIBE, or NULL. */
+	const char *extra_headers;
 } ev_package_t;
 
 typedef struct ev_options {
@@ -129,6 +132,21 @@ void ev_reauthorize(const char *resource);
 /* Calls fn for every live subscription of package pkg_name to resource. */
 void ev_foreach(const char *pkg_name, const char *resource, void (*fn)(ev_sub_t *sub, void *arg),
 		void *arg);
+
+/* Resource lists (RFC 4662, presence/rls.c): for an initial SUBSCRIBE of
+ * package pkg (and for every stored subscription at start-up) the
+ * resolver says whether resource names a list service; if so it returns
+ * the package that serves list subscriptions (same event name), which the
+ * subscription then uses.  SUBSCRIBEs to a list without "Supported:
+ * eventlist" are answered 421.  One resolver; NULL removes it. */
+typedef const ev_package_t *(*ev_list_resolver)(const ev_package_t *pkg, const char *resource);
+void ev_set_list_resolver(ev_list_resolver fn);
+
+/* Observers of state changes: called at the end of ev_resource_changed()
+ * (pkg as given) and of ev_reauthorize() (pkg NULL: rules changed), so a
+ * list service can follow the resources it aggregates.  At most 4. */
+typedef void (*ev_change_cb)(void *arg, const ev_package_t *pkg, const char *resource);
+int ev_on_resource_change(ev_change_cb cb, void *arg);
 
 /* Observers of subscription life (presence.winfo): called when a
  * subscription is created, changes state, or ends.  event is the RFC

@@ -120,11 +120,9 @@ static int compose(const char *resource, buf_t *out)
 	return pidf_basic_doc(resource, false, "reg", NULL, out);
 }
 
-static int body_for(ev_sub_t *sub, buf_t *out, const char **ctype)
+int pres_document(const char *resource, ev_auth_t auth, buf_t *out)
 {
-	const char *resource = ev_sub_resource(sub);
-	*ctype = TYPES[0];
-	if (ev_sub_auth(sub) == EV_AUTH_POLITE)
+	if (auth == EV_AUTH_POLITE)
 		return pidf_basic_doc(resource, false, "p0", NULL, out);
 	hnode_t *n = htable_find(&PP.cache, hash_str(resource), cache_eq, resource);
 	if (n) {
@@ -150,6 +148,12 @@ static int body_for(ev_sub_t *sub, buf_t *out, const char **ctype)
 	}
 	buf_free(&doc);
 	return out->err;
+}
+
+static int body_for(ev_sub_t *sub, buf_t *out, const char **ctype)
+{
+	*ctype = TYPES[0];
+	return pres_document(ev_sub_resource(sub), ev_sub_auth(sub), out);
 }
 
 static int on_publish(const char *resource, const char *ctype, const char *body, size_t len,

@@ -27,6 +27,10 @@ typedef enum {
 	PRES_DOC_UNREGISTERED, /* nothing: closed */
 } pres_doc_kind_t;
 pres_doc_kind_t pres_doc_choice(ev_auth_t auth, unsigned publications, unsigned bindings);
+/* Appends the PIDF document a watcher with auth sees of resource (the
+ * cached composition; a neutral closed one for polite-block).  The
+ * resource list server uses it for its parts.  Returns 0 or -errno. */
+int pres_document(const char *resource, ev_auth_t auth, buf_t *out);
 
 /* presence.winfo (RFC 3857, RFC 3858), pkg_winfo.c */
 extern const ev_package_t pkg_winfo;
@@ -80,6 +84,32 @@ void mwi_merge(mwi_summary_t *into, const mwi_summary_t *from);
  * so or any class has new messages), Message-Account, one line per
  * present class.  Returns 0 or out->err. */
 int mwi_format(const char *account, const mwi_summary_t *s, buf_t *out);
+
+/* The resource list server (RFC 4662), rls.c: list subscriptions to the
+ * presence of the buddies of an rls-services service. */
+extern const ev_package_t pkg_rls_presence;
+/* Builds the service table from the XCAP store (xstore_init first) and
+ * hooks the framework (before ev_init, so stored list subscriptions are
+ * recognised).  Returns 0 or -errno. */
+int rls_init(bool (*is_local_domain)(const char *host));
+void rls_shutdown(void);
+
+/* One resource of a list NOTIFY. */
+typedef struct rls_part {
+	const char *uri, *name;
+	const char *state;  /* RLMI instance state: active, pending, terminated */
+	const char *reason; /* with terminated, or NULL */
+	const char *body;   /* the resource's document, or NULL (no part) */
+	size_t body_off, body_len;
+	const char *body_type;
+	char instance[12];
+} rls_part_t;
+/* Appends a multipart/related body (RFC 2387) of an RLMI document (RFC
+ * 4662 §5) and one part per resource with a body.  The RLMI part's
+ * Content-ID is <cid_base.version@rlmi> (the start parameter). */
+int rls_format(const char *list_uri, const char *list_name, uint32_t version, bool full,
+	       const rls_part_t *parts, size_t n, const char *boundary, const char *cid_base,
+	       buf_t *out);
 
 /* dialog (RFC 4235), pkg_dialog.c */
 extern const ev_package_t pkg_dialog;

@@ -12,6 +12,7 @@
 #include "presence/pkgs.h"
 #include "presence/publish.h"
 #include "presence/rules.h"
+#include "presence/xcap_store.h"
 #include "server/base/log.h"
 #include "server/router.h"
 
@@ -86,6 +87,15 @@ int presence_init(uv_loop_t *loop, const presence_options_t *o)
 	err = pub_init(loop, &po, o->conninfo);
 	if (err)
 		return err;
+	/* Buddy lists: the documents, then the list services built from them,
+	 * both before ev_init so stored list subscriptions are recognised. */
+	err = xstore_init(loop, o->conninfo);
+	if (!err)
+		err = rls_init(local);
+	if (err) {
+		LOGE("presence", "buddy lists initialisation failed (%d)", err);
+		return err;
+	}
 	ev_options_t eo = {
 		.min_expires = min_exp,
 		.max_expires = max_exp,
@@ -121,6 +131,8 @@ void presence_shutdown(void)
 	if (!started)
 		return;
 	ev_shutdown();
+	rls_shutdown();
+	xstore_shutdown();
 	pub_shutdown();
 	pkg_cc_shutdown();
 	pkg_presence_shutdown();

@@ -26,6 +26,15 @@
 # BENCH_PRES_SMALL_RATES (1000,1500,2000), BENCH_PRES_BIG_RATES
 # (50,100,125), BENCH_PRES_DURATION (6 s), BENCH_PRES_MEM_HOLD (35 s).
 #
+# rls: the resource list server (RFC 4662): BENCH_RLS_LISTS (1000) users,
+# each subscribed to their own list of BENCH_RLS_BUDDIES (50) buddies out of
+# BENCH_RLS_PRESENTITIES (1000) presentities (each buddy is on 50 lists;
+# the lists are RFC 4826 documents written into xcap_documents before the
+# server starts), then PUBLISH modifies at BENCH_RLS_RATES (100,200,400)/s
+# for BENCH_RLS_DURATION (6) s each: list NOTIFY/s, bytes per NOTIFY,
+# publish-to-notify p50/p99, and the server's VmRSS before and after the
+# list subscriptions.  About a minute.
+#
 # core (the default), on 127.0.0.1 only, bounded in calls and time
 # (a few minutes at most):
 #   - OPTIONS/s, saturated (sipp, BENCH_CONCURRENCY calls in flight) and
@@ -54,7 +63,7 @@ usage() {
 
 what="${1:-core}"
 case "$what" in
-core | message | presence) ;;
+core | message | presence | rls) ;;
 calls)
 	here="$(dirname "${BASH_SOURCE[0]}")"
 	export BENCH_CALLS="${BENCH_CALLS:-20000}" BENCH_CALL_LAT_CALLS="${BENCH_CALL_LAT_CALLS:-5000}"
@@ -77,10 +86,6 @@ calls)
 	printf '%-34s %12s %12s\n' "server CPU us/call, fixed rate" "$(field on rate_us)" "$(field off rate_us)"
 	printf '%-34s %12s %12s\n' "peak RSS MiB" "$(field on rss)" "$(field off rss)"
 	exit 0
-	;;
-rls)
-	echo "bench.sh: $what: not implemented yet" >&2
-	exit 2
 	;;
 -h | --help)
 	usage
@@ -506,6 +511,68 @@ bench_presence() {
 	} | tee "$OUT/results.txt"
 }
 FANOUT_NOTES=()
+
+bench_rls() {
+	local lists="${BENCH_RLS_LISTS:-1000}" buddies="${BENCH_RLS_BUDDIES:-50}"
+	local npres="${BENCH_RLS_PRESENTITIES:-1000}" rates="${BENCH_RLS_RATES:-100,200,400}"
+	local dur="${BENCH_RLS_DURATION:-6}" l
+	local step=$((npres / buddies))
+	((step >= 1)) || sd_die "BENCH_RLS_PRESENTITIES must be at least BENCH_RLS_BUDDIES"
+	sd_log "rls: $lists lists of $buddies buddies over $npres presentities"
+	# Owner i's list: presentities (i + step*k) mod npres, k < buddies, so
+	# every presentity is on lists*buddies/npres lists.
+	q "DELETE FROM xcap_documents WHERE owner LIKE 'rlo%'" >/dev/null
+	psql -d "$DB" -X -q -v ON_ERROR_STOP=1 >/dev/null <<-SQL
+	INSERT INTO xcap_documents (auid, owner, name, etag, body)
+	SELECT 'resource-lists', 'rlo' || i || '@$DOMAIN', 'index', 'e' || i,
+	       '<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="buddies">' ||
+	       (SELECT string_agg('<entry uri="sip:rlp' || ((i + $step * k) % $npres) || '@$DOMAIN"><display-name>Buddy ' || k || '</display-name></entry>', '')
+	          FROM generate_series(0, $buddies - 1) k) || '</list></resource-lists>'
+	  FROM generate_series(0, $lists - 1) i;
+	INSERT INTO xcap_documents (auid, owner, name, etag, body)
+	SELECT 'rls-services', 'rlo' || i || '@$DOMAIN', 'index', 's' || i,
+	       '<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services"><service uri="sip:rlo' || i || '-buddies@$DOMAIN"><resource-list>http://127.0.0.1:8080/xcap-root/resource-lists/users/sip:rlo' || i || '@$DOMAIN/index/~~/resource-lists/list%5B@name=%22buddies%22%5D</resource-list><packages><package>presence</package></packages></service></rls-services>'
+	  FROM generate_series(0, $lists - 1) i;
+	SQL
+	pres_start rls
+	pres_run rls rls --presentities "$npres" --lists "$lists" --rate "$rates" --duration "$dur" \
+		--window 500 --pid "$SERVER_PID" --prefix rl --deadline 200
+	local -a NOTES=()
+	for l in "${PRES_LINES[@]}"; do
+		case "$l" in
+		phase=rls-subscribe*)
+			row "list SUBSCRIBE + full NOTIFY" "$(kv rate "$l")" "$(kv ok "$l")" "$(kv failed "$l")" \
+				"$(kv p50_ms "$l")" "$(kv p99_ms "$l")" "-" ;;
+		phase=rls-memory*)
+			NOTES+=("  VmRSS before the list subscriptions: $(kv rss_before_kib "$l") KiB, after: $(kv rss_after_kib "$l") KiB") ;;
+		phase=rls\ *)
+			row "list NOTIFY at $(kv offered_pub_rate "$l") PUBLISH/s" "$(kv notify_rate "$l")" "$(kv notifies "$l")" \
+				"$(kv pub_failed "$l")" "$(kv p50_ms "$l")" "$(kv p99_ms "$l")" "$(peak_rss)"
+			NOTES+=("  at $(kv offered_pub_rate "$l") PUBLISH/s: $(kv pub_rate "$l") PUBLISH/s done, $(kv notify_rate "$l") list NOTIFY/s, $(kv bytes_per_notify "$l") bytes per NOTIFY (datagram)") ;;
+		phase=rls-end*)
+			NOTES+=("  VmRSS at the end: $(kv rss_kib "$l") KiB, VmHWM $(kv hwm_kib "$l") KiB") ;;
+		esac
+	done
+	stop_server
+	q "DELETE FROM xcap_documents WHERE owner LIKE 'rlo%'" >/dev/null
+	{
+		echo
+		echo "simpled resource list server benchmark, $(date -u +%FT%TZ), $(nproc) CPUs; server on CPU 1, load on CPU 0"
+		printf '%-40s %9s %9s %7s %9s %9s %9s\n' "what" "per sec" "ok" "failed" "p50 ms" "p99 ms" "RSS MiB"
+		printf '%s\n' "${RESULTS[@]}"
+		echo "($lists list subscriptions, $buddies buddies each, every presentity on $((lists * buddies / npres)) lists;"
+		echo " PUBLISH modifies round robin at the given rate for $dur s; per sec = list NOTIFYs received per"
+		echo " second (partial state, one RLMI + one PIDF part each unless changes coalesced); p50/p99 ="
+		echo " PUBLISH sent to the list NOTIFY carrying it; SUBSCRIBE p50/p99 = to its full-state NOTIFY)"
+		printf '%s\n' "${NOTES[@]}"
+		echo " Logs in $OUT"
+	} | tee "$OUT/results.txt"
+}
+
+if [[ "$what" == rls ]]; then
+	bench_rls
+	exit 0
+fi
 
 if [[ "$what" == presence ]]; then
 	bench_presence

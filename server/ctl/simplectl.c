@@ -19,6 +19,7 @@
 #include "server/auth/auth.h"
 #include "server/base/log.h"
 #include "messaging/ctl_messages.h"
+#include "presence/ctl_buddies.h"
 #include "server/proxy/ctl_alias.h"
 #include "server/db/db.h"
 
@@ -85,6 +86,18 @@ static int cmd_alias_list(struct ctl *ctl, int argc, char **argv)
 {
 	return proxyctl_alias_list(ctl->conninfo, argc, argv);
 }
+static int cmd_buddies_add(struct ctl *ctl, int argc, char **argv)
+{
+	return buddyctl_add(ctl->conninfo, argc, argv);
+}
+static int cmd_buddies_del(struct ctl *ctl, int argc, char **argv)
+{
+	return buddyctl_del(ctl->conninfo, argc, argv);
+}
+static int cmd_buddies_list(struct ctl *ctl, int argc, char **argv)
+{
+	return buddyctl_list(ctl->conninfo, argc, argv);
+}
 static int cmd_user_set(struct ctl *ctl, int argc, char **argv)
 {
 	return proxyctl_user_set(ctl->conninfo, argc, argv);
@@ -106,6 +119,11 @@ static const struct ctl_cmd commands[] = {
 	 "another name for a user (1001, 1001@DOMAIN or sip:1001@DOMAIN)"},
 	{"alias", "del", 1, 1, cmd_alias_del, "ALIAS@DOMAIN", "remove an alias"},
 	{"alias", "list", 0, 1, cmd_alias_list, "[USER@DOMAIN|DOMAIN]", "print alias and user, one a line"},
+	{"buddies", "add", 3, 4, cmd_buddies_add, "USER@DOMAIN LIST BUDDY [NAME]",
+	 "put BUDDY on USER's buddy list LIST; prints the list's URI (sip:USER-LIST@DOMAIN)"},
+	{"buddies", "del", 3, 3, cmd_buddies_del, "USER@DOMAIN LIST BUDDY", "take BUDDY off the list"},
+	{"buddies", "list", 1, 2, cmd_buddies_list, "USER@DOMAIN [LIST]",
+	 "print list, buddy and name, one a line"},
 	{"messages", "list", 1, 1, cmd_messages_list, "USER@DOMAIN", "print the stored messages of a user"},
 	{"messages", "purge", 1, 1, cmd_messages_purge, "USER@DOMAIN", "delete the stored messages of a user"},
 	{"rules", "add", 3, 3, cmd_rules_set, "PRESENTITY WATCHER allow|block|polite-block|pending",

@@ -74,6 +74,14 @@ void db_array_begin(struct buf *b);
 void db_array_add(struct buf *b, const char *value);
 void db_array_end(struct buf *b);
 
+/* Runs one parameterised SELECT synchronously on a connection of its
+ * own (start-up loads only, before the loop serves) and hands the rows to
+ * rows(ctx, res).  what names the data in the error log line ("rules").
+ * Returns 0, -EIO (connection or query failed, logged), or what rows
+ * returned. */
+int db_load_sync(const char *conninfo, const char *what, const char *sql, int nparams,
+		 const char *const *params, int (*rows)(void *ctx, PGresult *res), void *ctx);
+
 /* Applies schema/NNN_*.sql files newer than the version recorded in table
  * schema_version, each in its own transaction, synchronously (start-up
  * and simplectl only, never on the serving loop).  Returns 0 or -errno,

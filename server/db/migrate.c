@@ -314,3 +314,27 @@ out:
 	free(files);
 	return rc;
 }
+
+/* Start-up loads share this: every module that keeps a table in memory
+ * reads it once, synchronously, before the loop serves. */
+int db_load_sync(const char *conninfo, const char *what, const char *sql, int nparams,
+		 const char *const *params, int (*rows)(void *ctx, PGresult *res), void *ctx)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	if (PQstatus(c) != CONNECTION_OK) {
+		LOGE("db", "cannot load %s: %s", what, PQerrorMessage(c));
+		PQfinish(c);
+		return -EIO;
+	}
+	PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		LOGE("db", "cannot load %s: %s", what, PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		return -EIO;
+	}
+	int rc = rows(ctx, r);
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}

@@ -1,5 +1,6 @@
 /* simplectl alias add|del|list and user set (see ctl_alias.h). */
 #include "server/proxy/ctl_alias.h"
+#include "server/db/dbctl.h"
 
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -9,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_NOTFOUND = 2, EXIT_DB = 3 };
+enum { EXIT_OK = DBCTL_OK, EXIT_USAGE = DBCTL_USAGE, EXIT_NOTFOUND = DBCTL_NOTFOUND, EXIT_DB = DBCTL_DB };
 
 #define PART_MAX 253
 
@@ -53,32 +54,7 @@ static int split_addr(const char *arg, const char *default_domain, char *user, c
 	return 0;
 }
 
-static PGconn *connect_db(const char *conninfo)
-{
-	const char *const kw[] = {"client_encoding", "dbname", "fallback_application_name", NULL};
-	const char *const val[] = {"UTF8", conninfo, "simplectl", NULL};
-	PGconn *pg = PQconnectdbParams(kw, val, 1);
-	if (!pg || PQstatus(pg) != CONNECTION_OK) {
-		fprintf(stderr, "simplectl: cannot connect to the database: %s",
-			pg ? PQerrorMessage(pg) : "out of memory\n");
-		PQfinish(pg);
-		return NULL;
-	}
-	return pg;
-}
 
-/* Runs one statement; NULL (after printing the error) when it failed. */
-static PGresult *run(PGconn *pg, const char *sql, int n, const char *const *params)
-{
-	PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(r);
-	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		fprintf(stderr, "simplectl: %s", PQerrorMessage(pg));
-		PQclear(r);
-		return NULL;
-	}
-	return r;
-}
 
 int proxyctl_alias_add(const char *conninfo, int argc, char **argv)
 {
@@ -90,14 +66,14 @@ int proxyctl_alias_add(const char *conninfo, int argc, char **argv)
 		return EXIT_USAGE;
 	char alias[2 * PART_MAX + 8];
 	snprintf(alias, sizeof alias, "sip:%s@%s", auser, adomain);
-	PGconn *pg = connect_db(conninfo);
+	PGconn *pg = dbctl_connect(conninfo);
 	if (!pg)
 		return EXIT_DB;
 	int rc = EXIT_DB;
 	/* An alias may not shadow a real user: the user would become
 	 * unreachable under their own name. */
 	const char *p2[2] = {auser, adomain};
-	PGresult *r = run(pg, "SELECT 1 FROM users WHERE username = $1 AND domain = $2", 2, p2);
+	PGresult *r = dbctl_run(pg, "SELECT 1 FROM users WHERE username = $1 AND domain = $2", 2, p2);
 	if (!r)
 		goto out;
 	bool shadow = PQntuples(r) > 0;
@@ -146,11 +122,11 @@ int proxyctl_alias_del(const char *conninfo, int argc, char **argv)
 		return EXIT_USAGE;
 	char alias[2 * PART_MAX + 8];
 	snprintf(alias, sizeof alias, "sip:%s@%s", auser, adomain);
-	PGconn *pg = connect_db(conninfo);
+	PGconn *pg = dbctl_connect(conninfo);
 	if (!pg)
 		return EXIT_DB;
 	const char *p[1] = {alias};
-	PGresult *r = run(pg, "DELETE FROM aliases WHERE alias = $1 RETURNING alias", 1, p);
+	PGresult *r = dbctl_run(pg, "DELETE FROM aliases WHERE alias = $1 RETURNING alias", 1, p);
 	int rc = EXIT_DB;
 	if (r) {
 		rc = PQntuples(r) ? EXIT_OK : EXIT_NOTFOUND;
@@ -181,11 +157,11 @@ int proxyctl_alias_list(const char *conninfo, int argc, char **argv)
 			domain[i] = '\0';
 		}
 	}
-	PGconn *pg = connect_db(conninfo);
+	PGconn *pg = dbctl_connect(conninfo);
 	if (!pg)
 		return EXIT_DB;
 	const char *p[2] = {user, domain};
-	PGresult *r = run(pg,
+	PGresult *r = dbctl_run(pg,
 			  "SELECT alias, 'sip:' || username || '@' || domain FROM aliases"
 			  " WHERE ($1 = '' OR username = $1) AND ($2 = '' OR domain = $2)"
 			  " ORDER BY domain, username, alias",
@@ -253,13 +229,13 @@ int proxyctl_user_set(const char *conninfo, int argc, char **argv)
 		fprintf(stderr, "simplectl: the photo must be a URL (scheme:..., no spaces, <, > or \")\n");
 		return EXIT_USAGE;
 	}
-	PGconn *pg = connect_db(conninfo);
+	PGconn *pg = dbctl_connect(conninfo);
 	if (!pg)
 		return EXIT_DB;
 	/* $3/$4: whether to change each field; '' clears (NULL). */
 	const char *p[6] = {user, domain, name ? "1" : "0", name ? name : "", photo ? "1" : "0",
 			    photo ? photo : ""};
-	PGresult *r = run(pg,
+	PGresult *r = dbctl_run(pg,
 			  "WITH w AS (UPDATE users SET"
 			  " display_name = CASE WHEN $3 = '1' THEN NULLIF($4, '') ELSE display_name END,"
 			  " photo_url = CASE WHEN $5 = '1' THEN NULLIF($6, '') ELSE photo_url END"

@@ -28,6 +28,14 @@
  *              Setup publications, read VmRSS of PID, subscribe P*W
  *              dialogs, read VmRSS again, wait S seconds (the server's
  *              transactions expire: Timer J is 64*T1 = 32 s), read again.
+ *   rls        --presentities P --lists L --rate R[,R2...] --duration D --pid PID
+ *              Resource lists (RFC 4662): P initial PUBLISHes, then L list
+ *              subscriptions (watcher sip:PREFIXoI@D to sip:PREFIXoI-buddies@D,
+ *              Supported: eventlist; the lists are put in the database by
+ *              scripts/bench.sh before the server starts), VmRSS before and
+ *              after; then for each rate R, PUBLISH modifies at R/s as in
+ *              fanout, counting list NOTIFYs, their bytes and the
+ *              publish-to-notify latency of the first part's <note>.
  *   ping       OPTIONS every 100 ms until the server answers (readiness).
  *
  * Common options: --window N (outstanding requests, 2000), --sockets N
@@ -58,7 +66,7 @@
 
 #define MAX_SOCKS 64
 #define RX_BATCH 64
-#define RX_BUFSZ 16384
+#define RX_BUFSZ 65536 /* a full-state list NOTIFY of 50 PIDF parts is ~30 KB */
 #define GIVE_UP_NS (16ULL * 1000000000ULL)
 #define RTO0_NS (500ULL * 1000000ULL)
 #define ETAG_MAX 64
@@ -70,7 +78,7 @@ static struct {
 	const char *mode;
 	struct sockaddr_in server;
 	char server_str[64];
-	unsigned presentities, watchers, window, nsocks, expires;
+	unsigned presentities, watchers, window, nsocks, expires, lists;
 	unsigned modify_rounds, refresh_rounds;
 	double rates[16];
 	int nrates;
@@ -265,6 +273,7 @@ static struct {
 	samples_t lat;
 	/* NOTIFYs */
 	unsigned long notifies, notify_rtx, states, stale, notifies_window;
+	unsigned long long notify_bytes; /* datagram bytes of the NOTIFYs counted */
 	samples_t p2n;
 	bool measuring;
 	uint64_t win_start, win_end;
@@ -345,6 +354,14 @@ static void send_subscribe(unsigned j)
 	char res[160], w[160], msg[2048];
 	aor_pres(s->pres, res, sizeof res);
 	aor_watcher(j, w, sizeof w);
+	const char *accept = "application/pidf+xml";
+	if (O.lists) {
+		/* A list subscription: the owner to its list service. */
+		snprintf(res, sizeof res, "sip:%so%u-buddies@%s", O.prefix, j, O.domain);
+		snprintf(w, sizeof w, "sip:%so%u@%s", O.prefix, j, O.domain);
+		accept = "multipart/related, application/rlmi+xml, application/pidf+xml\r\n"
+			 "Supported: eventlist";
+	}
 	unsigned port = S[s->sock].port;
 	int n = snprintf(msg, sizeof msg,
 			 "SUBSCRIBE %s SIP/2.0\r\n"
@@ -356,10 +373,10 @@ static void send_subscribe(unsigned j)
 			 "CSeq: 1 SUBSCRIBE\r\n"
 			 "Contact: <sip:%sw%u@127.0.0.1:%u>\r\n"
 			 "Event: presence\r\n"
-			 "Accept: application/pidf+xml\r\n"
+			 "Accept: %s\r\n"
 			 "Expires: %u\r\n"
 			 "Content-Length: 0\r\n\r\n",
-			 res, port, RUN, j, w, RUN, j, res, j, RUN, O.prefix, j, port, O.expires);
+			 res, port, RUN, j, w, RUN, j, res, j, RUN, O.prefix, j, port, accept, O.expires);
 	if (n < 0 || (size_t)n >= sizeof msg)
 		die("SUBSCRIBE too long");
 	sock_send(s->sock, msg, (size_t)n);
@@ -581,7 +598,7 @@ static bool body_note(const parsed_t *m, unsigned *seq, uint64_t *t)
 	return true;
 }
 
-static void on_notify(int si, const parsed_t *m, uint64_t now)
+static void on_notify(int si, const parsed_t *m, size_t len, uint64_t now)
 {
 	reply_200(si, m);
 	char kind;
@@ -598,12 +615,21 @@ static void on_notify(int si, const parsed_t *m, uint64_t now)
 	ST.notifies++;
 	notifies_total++;
 	last_notify_ns = now;
-	if (ST.measuring && now >= ST.win_start && now < ST.win_end)
+	if (ST.measuring && now >= ST.win_start && now < ST.win_end) {
 		ST.notifies_window++;
+		ST.notify_bytes += len;
+	}
 	unsigned seq;
 	uint64_t t;
 	if (body_note(m, &seq, &t)) {
-		if (seq > s->last_seq) {
+		/* A list's parts come from many presentities, each with its own
+		 * sequence: every partial NOTIFY is a new state. */
+		if (O.lists) {
+			if (ST.measuring && t >= ST.win_start) {
+				ST.states++;
+				samp_add(&ST.p2n, now - t);
+			}
+		} else if (seq > s->last_seq) {
 			s->last_seq = seq;
 			if (ST.measuring && t >= ST.win_start) {
 				ST.states++;
@@ -648,7 +674,7 @@ static void drain_sock(int si)
 			if (m.is_response)
 				on_response(&m, now);
 			else if (m.method.n == 6 && strncmp(m.method.p, "NOTIFY", 6) == 0)
-				on_notify(si, &m, now);
+				on_notify(si, &m, mm[i].msg_len, now);
 		}
 		if (n < RX_BATCH)
 			return;
@@ -941,6 +967,16 @@ static void fanout_at(double rate)
 	samp_str(&ST.p2n, p2n, sizeof p2n);
 	print_codes(codes, sizeof codes);
 	unsigned long expected = ST.ok * O.watchers;
+	if (O.lists) {
+		printf("phase=rls lists=%u presentities=%u offered_pub_rate=%.0f pub_ok=%lu pub_failed=%lu "
+		       "pub_rate=%.0f notifies=%lu notify_rate=%.0f bytes_per_notify=%.0f %s %s secs=%.2f "
+		       "busy=%lu rtx=%lu%s\n",
+		       NSB, NPR, rate, ST.ok, ST.failed, ST.ok / secs, ST.notifies, ST.notifies_window / secs,
+		       ST.notifies_window ? (double)ST.notify_bytes / (double)ST.notifies_window : 0.0, p2n,
+		       lat, secs, busy, retransmissions, codes);
+		fflush(stdout);
+		return;
+	}
 	printf("phase=fanout subs=%u presentities=%u watchers=%u offered_pub_rate=%.0f pub_ok=%lu "
 	       "pub_failed=%lu pub_rate=%.0f notifies=%lu notify_rate=%.0f states=%lu expected_states=%lu "
 	       "stale=%lu notify_rtx=%lu %s %s secs=%.2f busy=%lu rtx=%lu%s\n",
@@ -1001,6 +1037,34 @@ static void mode_memory(void)
 	fflush(stdout);
 }
 
+static void mode_rls(void)
+{
+	if (!O.lists)
+		die("rls needs --lists");
+	alloc_subs(O.presentities, 0);
+	run_publish("setup-publish", 0, NPR, OP_INITIAL, false);
+	NSB = O.lists;
+	free(SB);
+	SB = calloc(NSB, sizeof *SB);
+	if (!SB)
+		die("out of memory");
+	for (unsigned j = 0; j < NSB; j++)
+		SB[j].sock = (uint8_t)(1 + j % O.nsocks);
+	pump_for(1.0);
+	long before = O.pid > 0 ? rss_kib("VmRSS") : -1;
+	run_subscribe("rls-subscribe", 0, NSB, true);
+	pump_for(2.0);
+	long after = O.pid > 0 ? rss_kib("VmRSS") : -1;
+	printf("phase=rls-memory lists=%u rss_before_kib=%ld rss_after_kib=%ld\n", NSB, before, after);
+	fflush(stdout);
+	for (int i = 0; i < O.nrates; i++)
+		fanout_at(O.rates[i]);
+	if (O.pid > 0) {
+		printf("phase=rls-end rss_kib=%ld hwm_kib=%ld\n", rss_kib("VmRSS"), rss_kib("VmHWM"));
+		fflush(stdout);
+	}
+}
+
 /* OPTIONS every 100 ms until something answers (the server is ready). */
 static void mode_ping(void)
 {
@@ -1038,9 +1102,9 @@ static void mode_ping(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: presence_load publish|subscribe|fanout|memory|ping --server 127.0.0.1:PORT "
+	fprintf(stderr, "usage: presence_load publish|subscribe|fanout|memory|rls|ping --server 127.0.0.1:PORT "
 			"[--presentities N] [--watchers N] [--window N] [--sockets N] [--rate R[,R...]] "
-			"[--duration S] [--pid PID] [--hold S] [--modify-rounds K] [--refresh-rounds K] "
+			"[--duration S] [--lists L] [--pid PID] [--hold S] [--modify-rounds K] [--refresh-rounds K] "
 			"[--prefix S] [--domain D] [--expires S] [--deadline S]\n");
 	exit(2);
 }
@@ -1061,6 +1125,8 @@ int main(int argc, char **argv)
 			server = v;
 		else if (!strcmp(a, "--presentities"))
 			O.presentities = (unsigned)strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--lists"))
+			O.lists = (unsigned)strtoul(v, NULL, 10);
 		else if (!strcmp(a, "--watchers"))
 			O.watchers = (unsigned)strtoul(v, NULL, 10);
 		else if (!strcmp(a, "--window"))
@@ -1125,6 +1191,8 @@ int main(int argc, char **argv)
 		mode_memory();
 	else if (!strcmp(O.mode, "ping"))
 		mode_ping();
+	else if (!strcmp(O.mode, "rls"))
+		mode_rls();
 	else
 		usage();
 	if (tx_eagain || tx_err)

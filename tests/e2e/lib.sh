@@ -294,3 +294,43 @@ sipc() {
 header_of() {
 	printf '%s\n' "$2" | tr -d '\r' | sed -n "s/^$1:[[:space:]]*//Ip" | head -n 1
 }
+
+# private_db_start: a PostgreSQL cluster of this test's own (for tests
+# that stop it), migrated; sets PG_DIR, PG_PORT, SERVER_DB and E2E_DB.
+# devdb ARGS... runs scripts/dev-db.sh on it.  Stopped at exit.
+devdb() { bash "$SIMPLED_DEV_DB" "$@" </dev/null; }
+private_db_start() {
+	[[ -f "$SIMPLED_DEV_DB" ]] || fail "no $SIMPLED_DEV_DB"
+	PG_DIR="$E2E_WORK/pg"
+	PG_PORT="$(free_port)"
+	# A unix socket path is at most 107 bytes: fall back to /tmp when deep.
+	if ((${#PG_DIR} + 20 > 100)); then
+		PG_DIR="$(mktemp -d /tmp/sd-e2e-pg.XXXXXX)"
+		chmod 755 "$PG_DIR"
+		at_exit "rm -rf '$PG_DIR'"
+	fi
+	local conninfo
+	conninfo="$(devdb start "$PG_DIR" "$PG_PORT" 2>"$E2E_WORK/dev-db.log" | tail -n 1)" ||
+		{ cat "$E2E_WORK/dev-db.log" >&2; fail "dev-db.sh start failed"; }
+	at_exit "bash '$SIMPLED_DEV_DB' stop '$PG_DIR' >/dev/null 2>&1 </dev/null"
+	[[ -n "$conninfo" ]] || fail "dev-db.sh start printed no conninfo"
+	SERVER_DB="$conninfo"
+	E2E_DB="$conninfo"
+}
+
+# acked_missing FILE: how many of the writes acknowledged in FILE (lines
+# "kind name etag phase" of scenarios/write_load.py) have no row in
+# PostgreSQL: a binding, the publication with that ETag, the stored
+# message.
+acked_missing() {
+	psql "$SERVER_DB" -X -q -At -v ON_ERROR_STOP=1 <<SQL
+CREATE TEMP TABLE acked (kind text, name text, etag text, phase text);
+\copy acked FROM '$1' WITH (FORMAT text, DELIMITER ' ')
+SELECT count(*) FROM acked a WHERE
+  (a.kind = 'reg' AND NOT EXISTS (SELECT 1 FROM location l WHERE l.aor = a.name)) OR
+  (a.kind = 'pub' AND NOT EXISTS (SELECT 1 FROM presence_publications p
+                                   WHERE p.resource = a.name AND p.etag = a.etag)) OR
+  (a.kind = 'msg' AND NOT EXISTS (SELECT 1 FROM messages m
+                                   WHERE m.body = convert_to(a.name, 'UTF8')));
+SQL
+}

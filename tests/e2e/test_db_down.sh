@@ -8,24 +8,8 @@
 # stopping it disturbs no other test.
 source "$(dirname "$0")/lib.sh"
 
-[[ -f "$SIMPLED_DEV_DB" ]] || fail "no $SIMPLED_DEV_DB"
-pg_dir="$E2E_WORK/pg"
-pg_port="$(free_port)"
-# A unix socket path is at most 107 bytes: fall back to /tmp when deep.
-if ((${#pg_dir} + 20 > 100)); then
-	pg_dir="$(mktemp -d /tmp/sd-e2e-pg.XXXXXX)"
-	chmod 755 "$pg_dir"
-	at_exit "rm -rf '$pg_dir'"
-fi
-devdb() { bash "$SIMPLED_DEV_DB" "$@" </dev/null; }
-
-step "start a private cluster in $pg_dir"
-conninfo="$(devdb start "$pg_dir" "$pg_port" 2>"$E2E_WORK/dev-db.log" | tail -n 1)" ||
-	{ cat "$E2E_WORK/dev-db.log" >&2; fail "dev-db.sh start failed"; }
-at_exit "bash '$SIMPLED_DEV_DB' stop '$pg_dir' >/dev/null 2>&1 </dev/null"
-[[ -n "$conninfo" ]] || fail "dev-db.sh start printed no conninfo"
-SERVER_DB="$conninfo"
-E2E_DB="$conninfo"
+step "start a private cluster"
+private_db_start
 
 server_start --auth off
 u="$(e2e_uniq dbdown)"
@@ -36,7 +20,7 @@ step "with the database up: 200"
 sipc register --aor "$aor" --contact "<sip:before@127.0.0.1:5099>" --expires 600 --expect 200 --expect-contacts 1
 
 step "stop the database"
-devdb stop "$pg_dir" 2>>"$E2E_WORK/dev-db.log" || fail "dev-db.sh stop failed"
+devdb stop "$PG_DIR" 2>>"$E2E_WORK/dev-db.log" || fail "dev-db.sh stop failed"
 
 step "REGISTER while the database is down: 503 with Retry-After"
 for i in 1 2; do
@@ -51,7 +35,7 @@ step "OPTIONS is still answered"
 sipc request --method OPTIONS --ruri "sip:$E2E_DOMAIN" --expect 200
 
 step "start the database again: REGISTER succeeds within 30 s"
-devdb start "$pg_dir" "$pg_port" >/dev/null 2>>"$E2E_WORK/dev-db.log" || fail "dev-db.sh start (again) failed"
+devdb start "$PG_DIR" "$PG_PORT" >/dev/null 2>>"$E2E_WORK/dev-db.log" || fail "dev-db.sh start (again) failed"
 ok=0
 for ((i = 0; i < 30; i++)); do
 	if sipc_try register --aor "$aor" --contact "<sip:after@127.0.0.1:5099>" --expires 600 --timeout 5 \

@@ -6,22 +6,8 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/scenarios/presence_lib.sh"
 
-[[ -f "$SIMPLED_DEV_DB" ]] || fail "no $SIMPLED_DEV_DB"
-pg_dir="$E2E_WORK/pg"
-pg_port="$(free_port)"
-if ((${#pg_dir} + 20 > 100)); then
-	pg_dir="$(mktemp -d /tmp/sd-e2e-pg.XXXXXX)"
-	chmod 755 "$pg_dir"
-	at_exit "rm -rf '$pg_dir'"
-fi
-devdb() { bash "$SIMPLED_DEV_DB" "$@" </dev/null; }
-
-step "start a private cluster in $pg_dir"
-conninfo="$(devdb start "$pg_dir" "$pg_port" 2>"$E2E_WORK/dev-db.log" | tail -n 1)" ||
-	{ cat "$E2E_WORK/dev-db.log" >&2; fail "dev-db.sh start failed"; }
-at_exit "bash '$SIMPLED_DEV_DB' stop '$pg_dir' >/dev/null 2>&1 </dev/null"
-SERVER_DB="$conninfo"
-E2E_DB="$conninfo"
+step "start a private cluster"
+private_db_start
 server_start --auth off --min-expires 2
 
 u="$(e2e_uniq pdb)"
@@ -36,7 +22,7 @@ pc publish --aor "$alice" --body-file "$E2E_WORK/a.xml" --expires 600 --expect 2
 wait_notify w 'committed' >/dev/null
 
 step "stop the database: 503 with Retry-After, nothing refused is shown"
-devdb stop "$pg_dir" 2>>"$E2E_WORK/dev-db.log" || fail "dev-db.sh stop failed"
+devdb stop "$PG_DIR" 2>>"$E2E_WORK/dev-db.log" || fail "dev-db.sh stop failed"
 pidf "$alice" open d2 refused >"$E2E_WORK/b.xml"
 pc publish --aor "$alice" --body-file "$E2E_WORK/b.xml" --expires 600 --expect 503 \
 	--expect-header '^Retry-After: *[0-9]+'
@@ -46,7 +32,7 @@ pc publish --aor "$alice" --etag "$(cat "$E2E_WORK/etag")" --body-file "$E2E_WOR
 pc subscribe --aor "$carol" --resource "$alice" --expires 600 --expect 503 --expect-header '^Retry-After: *[0-9]+'
 
 step "the database is back: service resumes, refused changes never appear"
-devdb start "$pg_dir" "$pg_port" >/dev/null 2>>"$E2E_WORK/dev-db.log" || fail "dev-db.sh start (again) failed"
+devdb start "$PG_DIR" "$PG_PORT" >/dev/null 2>>"$E2E_WORK/dev-db.log" || fail "dev-db.sh start (again) failed"
 ok=0
 for ((i = 0; i < 30; i++)); do
 	pidf "$alice" open d3 after >"$E2E_WORK/d.xml"

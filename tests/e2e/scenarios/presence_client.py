@@ -73,6 +73,7 @@ class Agent:
                 "event": msg.get("event") or msg.get("o"),
                 "state": msg.get("subscription-state"),
                 "ctype": msg.get("content-type") or msg.get("c"),
+                "require": msg.get("require"),
                 "body": msg.body,
                 "contact": msg.get("contact"),
                 "route": msg.all("route"),
