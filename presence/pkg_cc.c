@@ -258,16 +258,6 @@ static void mark_activity(ev_sub_t *sub, void *arg)
 		c->activity = true;
 }
 
-static bool is_cc_call(const dlg_record_t *r)
-{
-	const char *q = strchr(r->request_uri, ';');
-	for (; q; q = strchr(q + 1, ';')) {
-		if (strncasecmp(q, ";m=", 3) == 0)
-			return true;
-	}
-	return false;
-}
-
 static void on_dialog(void *arg, const dlg_record_t *r)
 {
 	(void)arg;
@@ -277,7 +267,7 @@ static void on_dialog(void *arg, const dlg_record_t *r)
 		struct scan s = {.watcher = r->peer_aor};
 		ev_foreach(pkg_cc.name, r->aor, scan_one, &s);
 		ccreq_t *c = s.found ? ev_sub_data(s.found) : NULL;
-		if (c && (c->ready || is_cc_call(r))) {
+		if (c && (c->ready || r->cc_call)) {
 			LOGI("cc", "CC call from %s to %s: request served", r->peer_aor, r->aor);
 			ev_sub_end(s.found, "noresource");
 		}

@@ -112,7 +112,6 @@ static void rec_clear(dlg_record_t *r)
 	free((char *)r->local_uri);
 	free((char *)r->remote_uri);
 	free((char *)r->remote_target);
-	free((char *)r->request_uri);
 	memset(r, 0, sizeof *r);
 }
 
@@ -129,9 +128,8 @@ static int rec_copy(dlg_record_t *dst, const dlg_record_t *src)
 	dst->local_uri = strdup(src->local_uri);
 	dst->remote_uri = strdup(src->remote_uri);
 	dst->remote_target = strdup(src->remote_target);
-	dst->request_uri = strdup(src->request_uri);
 	if (!dst->id || !dst->aor || !dst->peer_aor || !dst->call_id || !dst->local_tag || !dst->remote_tag ||
-	    !dst->local_uri || !dst->remote_uri || !dst->remote_target || !dst->request_uri) {
+	    !dst->local_uri || !dst->remote_uri || !dst->remote_target) {
 		rec_clear(dst);
 		return -ENOMEM;
 	}

@@ -30,7 +30,7 @@ typedef struct rec {
 	struct rec *prev, *next; /* in owner's list */
 	int64_t deadline;        /* when the record ends (or, terminated, goes) */
 	char id[24];
-	char *aor, *peer, *call_id, *local_tag, *remote_tag, *local_uri, *remote_uri, *remote_target, *ruri;
+	char *aor, *peer, *call_id, *local_tag, *remote_tag, *local_uri, *remote_uri, *remote_target;
 } rec_t;
 
 struct group {
@@ -153,7 +153,6 @@ static void rec_sync(rec_t *r)
 	r->pub.local_uri = r->local_uri;
 	r->pub.remote_uri = r->remote_uri;
 	r->pub.remote_target = r->remote_target;
-	r->pub.request_uri = r->ruri;
 }
 
 static void rec_free(rec_t *r)
@@ -166,7 +165,6 @@ static void rec_free(rec_t *r)
 	free(r->local_uri);
 	free(r->remote_uri);
 	free(r->remote_target);
-	free(r->ruri);
 	free(r);
 }
 
@@ -178,7 +176,7 @@ static void announce(const rec_t *r)
 
 static rec_t *rec_new(group_t *g, const char *aor, const char *peer, bool initiator, const char *local_tag,
 		      const char *local_uri, const char *remote_uri, const char *remote_target,
-		      const char *ruri)
+		      bool cc_call)
 {
 	aor_node_t *a = aor_get(aor);
 	rec_t *r = a ? calloc(1, sizeof *r) : NULL;
@@ -192,9 +190,8 @@ static rec_t *rec_new(group_t *g, const char *aor, const char *peer, bool initia
 	r->local_uri = dup_or_empty(local_uri);
 	r->remote_uri = dup_or_empty(remote_uri);
 	r->remote_target = dup_or_empty(remote_target);
-	r->ruri = dup_or_empty(ruri);
 	if (!r->aor || !r->peer || !r->call_id || !r->local_tag || !r->remote_tag || !r->local_uri ||
-	    !r->remote_uri || !r->remote_target || !r->ruri) {
+	    !r->remote_uri || !r->remote_target) {
 		rec_free(r);
 		return NULL;
 	}
@@ -209,6 +206,7 @@ static rec_t *rec_new(group_t *g, const char *aor, const char *peer, bool initia
 	a->tail = r;
 	a->active++;
 	r->pub.initiator = initiator;
+	r->pub.cc_call = cc_call;
 	r->pub.state = DLG_TRYING;
 	r->pub.seq = ++D.seq;
 	r->pub.created = now_s();
@@ -319,7 +317,9 @@ void dlg_track_invite(const sipmsg_t *req, const char *callee_aor, const char *c
 	g->call_id = strdup(call_id);
 	g->caller_tag = strdup(tag);
 	char *from = uri_text(req->m->from->url), *to = uri_text(req->m->to->url);
-	char *contact = contact_text(req), *ruri = uri_text(req->m->req_uri);
+	char *contact = contact_text(req);
+	osip_uri_param_t *m = NULL;
+	bool cc_call = osip_uri_uparam_get_byname(req->m->req_uri, "m", &m) == 0 && m;
 	if (!g->call_id || !g->caller_tag || !from || !to) {
 		free(g->call_id);
 		free(g->caller_tag);
@@ -327,10 +327,10 @@ void dlg_track_invite(const sipmsg_t *req, const char *callee_aor, const char *c
 		goto out;
 	}
 	htable_insert(&D.groups, &g->node, group_hash(call_id, tag));
-	rec_t *callee = rec_new(g, callee_aor, caller_aor, false, NULL, to, from, contact, ruri);
+	rec_t *callee = rec_new(g, callee_aor, caller_aor, false, NULL, to, from, contact, cc_call);
 	if (callee)
 		g->r[g->n++] = callee;
-	rec_t *caller = caller_aor ? rec_new(g, caller_aor, callee_aor, true, tag, from, to, NULL, ruri) : NULL;
+	rec_t *caller = caller_aor ? rec_new(g, caller_aor, callee_aor, true, tag, from, to, NULL, cc_call) : NULL;
 	if (caller)
 		g->r[g->n++] = caller;
 	if (!g->n) {
@@ -343,7 +343,6 @@ out:
 	free(from);
 	free(to);
 	free(contact);
-	free(ruri);
 }
 
 void dlg_track_response(const sipmsg_t *resp, int code)
@@ -354,7 +353,7 @@ void dlg_track_response(const sipmsg_t *resp, int code)
 	if (!g)
 		return;
 	const char *to_tag = sipmsg_to_tag(resp);
-	char *contact = contact_text(resp);
+	char *contact = NULL;
 	dlg_state_t st = code >= 200 ? DLG_CONFIRMED : to_tag ? DLG_EARLY : DLG_PROCEEDING;
 	for (unsigned i = 0; i < g->n; i++) {
 		rec_t *r = g->r[i];
@@ -364,8 +363,14 @@ void dlg_track_response(const sipmsg_t *resp, int code)
 		 * answered last (or the 2xx) names the dialog. */
 		if (to_tag)
 			set_str(r->pub.initiator ? &r->remote_tag : &r->local_tag, to_tag);
-		if (contact && r->pub.initiator)
-			set_str(&r->remote_target, contact);
+		/* The caller's remote target: the first Contact, then the 2xx's
+		 * (serialising a URI is the dearest step here: only when needed). */
+		if (r->pub.initiator && (!r->remote_target[0] || code >= 200)) {
+			if (!contact)
+				contact = contact_text(resp);
+			if (contact)
+				set_str(&r->remote_target, contact);
+		}
 		rec_sync(r);
 		rec_move(r, st, NULL, code >= 200 ? code : 0);
 	}

@@ -62,7 +62,8 @@ typedef struct dlg_record {
 	const char *local_uri;     /* the user's identity in the call (From or To URI) */
 	const char *remote_uri;    /* the other party's */
 	const char *remote_target; /* the other party's Contact ("" while unknown) */
-	const char *request_uri;   /* the INVITE's Request-URI as received */
+	bool cc_call;              /* the INVITE's Request-URI has an m parameter (an RFC 6910
+	                            * CC call placed to a cc-URI) */
 	dlg_state_t state;
 	const char *event;         /* when terminated: cancelled, rejected, local-bye,
 	                            * remote-bye, timeout; else NULL */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -69,6 +70,7 @@ typedef struct seen {
 	const char *last_event[2];
 	uint64_t last_seq;
 	bool seq_grew;
+	bool cc_call;
 } seen_t;
 
 static void on_change(void *arg, const dlg_record_t *r)
@@ -80,6 +82,7 @@ static void on_change(void *arg, const dlg_record_t *r)
 	s->last_event[side] = r->event;
 	s->seq_grew = s->seq_grew && r->seq > s->last_seq;
 	s->last_seq = r->seq;
+	s->cc_call = r->cc_call;
 }
 
 static void on_state(const dlg_record_t *r, void *arg) { *(dlg_state_t *)arg = r->state; }
@@ -95,6 +98,7 @@ static void tracker(void **state)
 	sipmsg_t *inv = parse(INVITE), *ring = parse(RINGING), *ok = parse(OK), *bye = parse(BYE);
 	dlg_track_invite(inv, "sip:bob@example.test", "sip:alice@example.test");
 	assert_int_equal(s.n, 2);
+	assert_false(s.cc_call);
 	assert_int_equal(dlg_active_count("sip:bob@example.test"), 1);
 	assert_int_equal(dlg_active_count("sip:alice@example.test"), 1);
 	dlg_track_invite(inv, "sip:bob@example.test", "sip:alice@example.test"); /* again: same call */
@@ -139,9 +143,13 @@ static void rejected(void **state)
 	seen_t s = {.seq_grew = true};
 	assert_int_equal(dlg_init(uv_default_loop()), 0);
 	assert_int_equal(dlg_on_change(on_change, &s), 0);
-	sipmsg_t *inv = parse(INVITE);
+	/* A CC call (RFC 6910): the Request-URI carries m=BS. */
+	char cc[sizeof INVITE + 8];
+	snprintf(cc, sizeof cc, "INVITE sip:bob@example.test;m=BS%s", INVITE + strlen("INVITE sip:bob@example.test"));
+	sipmsg_t *inv = parse(cc);
 	dlg_track_invite(inv, "sip:bob@example.test", NULL); /* a caller of another domain */
 	assert_int_equal(s.n, 1);
+	assert_true(s.cc_call);
 	dlg_track_final(inv, 486, false);
 	assert_int_equal(s.last_state[0], DLG_TERMINATED);
 	assert_string_equal(s.last_event[0], "rejected");
@@ -157,7 +165,7 @@ static dlg_record_t rec(const char *id, dlg_state_t st, uint64_t seq)
 	dlg_record_t r = {
 		.id = id, .aor = "sip:bob@d", .peer_aor = "", .call_id = "c<1>", .local_tag = "l",
 		.remote_tag = "r", .local_uri = "sip:bob@d", .remote_uri = "sip:alice@d",
-		.remote_target = "", .request_uri = "sip:bob@d", .state = st, .seq = seq,
+		.remote_target = "", .state = st, .seq = seq,
 	};
 	return r;
 }
