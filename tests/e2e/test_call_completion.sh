@@ -5,7 +5,9 @@
 # (PUBLISH cc-state: suspended), so the end of bob's call does not call
 # her back; when she resumes (cc-state: queued) bob is free and she gets
 # cc-state: ready with the cc-URI (m=BS); her CC call to it is recognised
-# and her queue entry ends (terminated;reason=noresource).
+# and her queue entry ends (terminated;reason=noresource).  CCNR: a call
+# that rang unanswered is queued until bob's next activity (here: he
+# registers), then ready with m=NR.
 source "$(dirname "$0")/lib.sh"
 source "$E2E_DIR/scenarios/call_lib.sh"
 source "$E2E_DIR/scenarios/presence_lib.sh"
@@ -88,4 +90,19 @@ uas_unregister b3 "$bob"
 wait_notify cc 'terminated;reason=noresource' >/dev/null
 grep -q "CC call from $alice_aor to $bob_aor" "$E2E_WORK/simpled.log" || fail "CC call not logged"
 watch_stop cc
+
+step "CCNR: carol's call rings unanswered (she cancels); queued until bob shows activity"
+uas_start b5 call_uas_ring "$bob"
+uac_run call_uac_cancel "$carol" "$bob"
+uas_wait b5
+uas_unregister b5 "$bob"
+watch_start nr --aor "sip:$carol@$E2E_DOMAIN" --resource "$bob_aor" --event call-completion --duration 30
+wait_notify nr 'cc-state: queued' >/dev/null
+sleep 1
+assert_eq 0 "$(notify_count nr 'cc-state: ready')" "ready NOTIFYs before bob's next activity"
+"$PYTHON" "$E2E_DIR/scenarios/call_register.py" "127.0.0.1:$SERVER_PORT" "$(free_port)" \
+	"$bob_aor" "sip:$bob@127.0.0.1:9" 60 || fail "bob's REGISTER failed"
+line="$(wait_notify nr 'cc-state: ready')"
+assert_match "cc-URI: sip:$bob@$E2E_DOMAIN;m=NR" "$line" "cc-URI of a CCNR request"
+watch_stop nr
 server_stop
