@@ -86,6 +86,16 @@ int rules_normalize_watcher(const char *in, char *out, size_t outlen)
 	return 0;
 }
 
+const char *rules_action_name(ev_auth_t a)
+{
+	switch (a) {
+	case EV_AUTH_ALLOW: return "allow";
+	case EV_AUTH_BLOCK: return "block";
+	case EV_AUTH_POLITE: return "polite-block";
+	default: return "pending";
+	}
+}
+
 bool rules_match(const rule_t *rules, size_t n, const char *watcher, ev_auth_t *out)
 {
 	const char *at = strrchr(watcher, '@');
@@ -183,6 +193,24 @@ ev_auth_t rules_eval(const char *presentity, const char *watcher)
 	if (s && rules_match(s->rules, s->n, watcher, &a))
 		return a;
 	return RU.def;
+}
+
+const rule_t *rules_get(const char *presentity, size_t *n)
+{
+	rset_t *s = RU.started ? set_get(presentity) : NULL;
+	*n = s ? s->n : 0;
+	return s ? s->rules : NULL;
+}
+
+void rules_replace(const char *presentity, const rule_t *rules, size_t n)
+{
+	if (!RU.started)
+		return;
+	set_drop(presentity);
+	for (size_t i = 0; i < n; i++)
+		set_add(presentity, rules[i].watcher, rules_action_name(rules[i].action));
+	if (RU.changed)
+		RU.changed(presentity);
 }
 
 /* --- changes ------------------------------------------------------------------ */

@@ -50,9 +50,22 @@ bool rules_match(const rule_t *rules, size_t n, const char *watcher, ev_auth_t *
 /* "allow", "block", "polite-block" (also "polite_block"), "pending"
  * (also "confirm").  Returns 0 or -EINVAL. */
 int rules_action_parse(const char *s, ev_auth_t *out);
+/* The table's name of an action: "allow", "block", "polite-block",
+ * "pending". */
+const char *rules_action_name(ev_auth_t a);
 /* Normalises a watcher pattern into out: "*@dom" and "dom" -> "dom"
  * (lower-cased); "bob@dom" -> "sip:bob@dom"; "sips:" -> "sip:"; the host
  * of an AOR is lower-cased.  Returns 0, -EINVAL or -ENOSPC. */
 int rules_normalize_watcher(const char *in, char *out, size_t outlen);
+
+/* The rules of presentity held in memory (borrowed until the next change
+ * of that presentity's rules); *n = 0 when none.  For the XCAP pres-rules
+ * view. */
+const rule_t *rules_get(const char *presentity, size_t *n);
+/* Replaces the rules of presentity in memory after a committed write
+ * (XCAP PUT of pres-rules) and re-evaluates its watchers at once, without
+ * waiting for the simpled_rules announcement (which re-reads the same
+ * rows).  Copies rules. */
+void rules_replace(const char *presentity, const rule_t *rules, size_t n);
 
 #endif

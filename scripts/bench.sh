@@ -179,7 +179,7 @@ PORT="$(free_port)"
 
 start_server() { # AUTH
 	local log="$OUT/simpled-auth-$1.log" i
-	"${PIN_SERVER[@]}" "$SIMPLED" --listen "udp:127.0.0.1:$PORT" --db "$DB" --domain "$DOMAIN" \
+	"${PIN_SERVER[@]}" "$SIMPLED" --listen "udp:127.0.0.1:$PORT" --db "$DB" --domain "$DOMAIN" --xcap-listen off \
 		--auth "$1" --log-level info --max-requests-per-ip 0 </dev/null >"$log" 2>&1 &
 	SERVER_PID=$!
 	for ((i = 0; i < 300; i++)); do
@@ -396,7 +396,7 @@ pres_clean() {
 pres_start() { # LABEL
 	local log="$OUT/simpled-presence-$1.log"
 	pres_clean
-	"${PIN_SERVER[@]}" "$SIMPLED" --listen "udp:127.0.0.1:$PORT" --db "$DB" --domain "$DOMAIN" \
+	"${PIN_SERVER[@]}" "$SIMPLED" --listen "udp:127.0.0.1:$PORT" --db "$DB" --domain "$DOMAIN" --xcap-listen off \
 		--auth off --log-level warn --max-requests-per-ip 0 \
 		--max-subscriptions-per-watcher 1000000 </dev/null >"$log" 2>&1 &
 	SERVER_PID=$!

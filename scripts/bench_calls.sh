@@ -80,7 +80,7 @@ PORT="$(free_port)"
 
 start_server() {
 	local log="$OUT/simpled.log" i
-	"${PIN_SERVER[@]}" "$SIMPLED" --listen "udp:127.0.0.1:$PORT" --db "$DB" --domain "$DOMAIN" \
+	"${PIN_SERVER[@]}" "$SIMPLED" --listen "udp:127.0.0.1:$PORT" --db "$DB" --domain "$DOMAIN" --xcap-listen off \
 		--auth off --log-level info --max-requests-per-ip 0 --dialog-tracking "$TRACKING" \
 		</dev/null >"$log" 2>&1 &
 	SERVER_PID=$!

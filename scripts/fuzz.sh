@@ -24,6 +24,7 @@ declare -A SOURCES=(
 	[frame]="server/transport/frame.c"
 	[digest]="server/auth/digest.c server/auth/nonce.c server/base/log.c"
 	[pidf]="presence/pidf.c server/base/buf.c server/base/log.c"
+	[xcap_selector]="presence/xcap_path.c presence/xcap_node.c presence/pidf.c server/base/buf.c server/base/log.c"
 	[sipmsg]="server/sip/sipmsg.c server/base/buf.c server/base/log.c server/transport/tp.c server/transport/udp.c server/transport/tcp.c server/transport/frame.c server/base/htable.c"
 )
 declare -A LIBS=(
@@ -31,10 +32,11 @@ declare -A LIBS=(
 	[digest]="-lcrypto"
 	[pidf]="${XML_LIBS[*]}"
 	[sipmsg]="-losipparser2 -luv"
+	[xcap_selector]="${XML_LIBS[*]}"
 )
 
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(frame digest pidf sipmsg)
+[[ ${#targets[@]} -gt 0 ]] || targets=(frame digest pidf sipmsg xcap_selector)
 for t in "${targets[@]}"; do
 	[[ -n "${SOURCES[$t]+x}" ]] || sd_die "unknown fuzz target '$t'"
 	src=()

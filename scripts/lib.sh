@@ -14,6 +14,7 @@ SD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SD_PACKAGES=(
 	build-essential cmake pkg-config
 	libosip2-dev libuv1-dev libpq-dev libxml2-dev libssl-dev
+	libwebsockets-dev libwebsockets-evlib-uv
 	libcmocka-dev
 	postgresql
 	sip-tester

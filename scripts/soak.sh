@@ -36,7 +36,7 @@ DB="$SD_PG_CONNINFO"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:log_path=$OUT/asan"
-"$BUILD/server/simpled" --listen "udp:127.0.0.1:$PORT" --db "$DB" --domain example.test --auth off \
+"$BUILD/server/simpled" --listen "udp:127.0.0.1:$PORT" --db "$DB" --domain example.test --auth off --xcap-listen off \
 	--max-requests-per-ip 0 --min-expires 30 --log-level warn >"$OUT/simpled.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do

@@ -77,6 +77,8 @@ static const struct cfg_option options[] = {
 	OPT(cc_queue_expires, CFG_INT, "3600", 60, 86400,
 	    "Seconds a call-completion request (RFC 6910) stays queued at most, whatever the subscription asks."),
 	OPT(node_name, CFG_STR, "", 0, 0, "Name of this node in a cluster (default: the host name)."),
+	OPT(xcap_listen, CFG_STR, "127.0.0.1:8080", 0, 0,
+	    "XCAP (HTTP) server address, ADDR:PORT or [V6]:PORT; off disables it. Bind it publicly only when asked."),
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

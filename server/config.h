@@ -50,6 +50,7 @@ typedef struct config {
 	bool dialog_tracking;
 	int cc_queue_expires;
 	char *node_name;
+	char *xcap_listen; /* ADDR:PORT of the XCAP (HTTP) server, or "off" */
 } config_t;
 
 /* Fills every field with its default. */

@@ -20,9 +20,12 @@
 
 #include "messaging/messaging.h"
 #include "presence/presence.h"
+#include "presence/xcap.h"
+#include "presence/xcap_store.h"
 #include "server/auth/authn.h"
 #include "server/base/log.h"
 #include "server/db/db.h"
+#include "server/http/http.h"
 #include "server/proxy/alias.h"
 #include "server/proxy/proxy.h"
 #include "server/registrar/location.h"
@@ -226,6 +229,7 @@ static void db_closed(void *arg)
 {
 	(void)arg;
 	msg_shutdown();
+	xcap_shutdown();
 	txn_shutdown();
 	proxy_shutdown();
 	/* After the transactions: open NOTIFY transactions report to it. */
@@ -250,6 +254,9 @@ static void on_signal(uv_signal_t *h, int signum)
 	S.stopping = true;
 	LOGI("server", "signal %d: stopping (finishing in-flight database writes)", signum);
 	tp_stop_listening();
+	/* XCAP requests waiting on the database are answered into the void
+	 * (their connections are closed here); their writes still commit. */
+	http_shutdown();
 	presence_stop();
 	/* db_shutdown lets queued and in-flight queries (the batch whose
 	 * clients wait for 200) finish before it closes the pool. */
@@ -281,6 +288,25 @@ static void on_db_state(void *ctx, bool up)
 	S.ready_logged = true;
 	LOGI("server", "ready: %zu listener(s), domain %s, auth %s", S.cfg->listen.n,
 	     S.cfg->domain.n ? S.cfg->domain.items[0] : "-", S.cfg->auth ? "on" : "off");
+}
+
+/* XCAP on the same loop (option xcap_listen; "off" disables it). */
+static int start_xcap(void)
+{
+	const char *listen = S.cfg->xcap_listen;
+	if (!listen || !*listen || strcmp(listen, "off") == 0)
+		return 0;
+	xcap_options_t xo = {
+		.retry_after_s = (unsigned)S.cfg->retry_after,
+		.nonce_ttl_s = (unsigned)S.cfg->nonce_ttl,
+		.is_local_domain = server_is_local_domain,
+	};
+	http_options_t ho = {.listen = listen, .max_body = XSTORE_MAX_DOC};
+	if (xcap_init(&xo) != 0 || http_init(S.loop, &ho, xcap_handle, NULL) != 0) {
+		LOGE("server", "cannot start the XCAP server on %s", listen);
+		return -1;
+	}
+	return 0;
 }
 
 /* --- run ---------------------------------------------------------------- */
@@ -386,6 +412,8 @@ int server_run(const config_t *cfg)
 		return 1;
 	}
 	router_add("MESSAGE", msg_handle_message);
+	if (start_xcap() != 0)
+		return 1;
 
 	txn_timers_t tt = {(unsigned)cfg->timer_t1_ms, (unsigned)cfg->timer_t2_ms,
 			   (unsigned)cfg->timer_t4_ms};

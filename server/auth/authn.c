@@ -290,3 +290,87 @@ authn_result_t authn_check(txn_t *t, const char *realm, bool proxy, char *user, 
 	txn_ref(t);
 	return AUTHN_PENDING;
 }
+
+/* --- without a transaction (XCAP) ------------------------------------------ */
+
+typedef struct vpending {
+	auth_creds_t creds;
+	char realm[AUTH_FIELD_MAX];
+	char method[16];
+	authn_verify_cb cb;
+	void *arg;
+} vpending_t;
+
+static int verify_entry(const auth_creds_t *creds, const cred_entry_t *e, const char *method)
+{
+	const char *ha1 = creds->algo == AUTH_ALGO_SHA256 ? e->ha1_sha256 : e->ha1_md5;
+	bool ok = e->exists && auth_check_response(creds, method, ha1);
+	if (!ok)
+		LOGI("authn", "authentication of %s failed (%s)", e->key,
+		     e->exists ? "wrong response" : "unknown user");
+	return ok ? 1 : 0;
+}
+
+static void verify_lookup_done(void *arg, int err, PGresult *res)
+{
+	vpending_t *p = arg;
+	int result = -EIO;
+	if (!err) {
+		cred_entry_t *e = calloc(1, sizeof *e);
+		char key[2 * AUTH_FIELD_MAX + 2];
+		snprintf(key, sizeof key, "%s@%s", p->creds.username, p->realm);
+		if (e && (e->key = strdup(key))) {
+			if (PQntuples(res) == 1) {
+				e->exists = true;
+				snprintf(e->ha1_md5, sizeof e->ha1_md5, "%s", PQgetvalue(res, 0, 0));
+				snprintf(e->ha1_sha256, sizeof e->ha1_sha256, "%s", PQgetvalue(res, 0, 1));
+			}
+			e->fetched_at = time(NULL);
+			result = verify_entry(&p->creds, e, p->method);
+			if (A.cache.count >= CACHE_MAX)
+				cache_clear();
+			authn_forget(key);
+			htable_insert(&A.cache, &e->node, hash_str(e->key));
+		} else {
+			free(e);
+		}
+	}
+	p->cb(p->arg, result);
+	free(p);
+}
+
+int authn_verify(const auth_creds_t *creds, const char *realm, const char *method,
+		 authn_verify_cb cb, void *arg)
+{
+	char lrealm[AUTH_FIELD_MAX];
+	size_t i = 0;
+	for (; realm[i] && i + 1 < sizeof lrealm; i++)
+		lrealm[i] = (char)tolower((unsigned char)realm[i]);
+	lrealm[i] = '\0';
+	char key[2 * AUTH_FIELD_MAX + 2];
+	snprintf(key, sizeof key, "%s@%s", creds->username, lrealm);
+	hnode_t *n = htable_find(&A.cache, hash_str(key), entry_eq, key);
+	if (n) {
+		cred_entry_t *e = container_of(n, cred_entry_t, node);
+		time_t ttl = e->exists ? (time_t)A.opts.cache_ttl_s
+				       : (A.opts.cache_ttl_s < NEGATIVE_TTL_S ? (time_t)A.opts.cache_ttl_s
+									      : NEGATIVE_TTL_S);
+		if (time(NULL) - e->fetched_at < ttl)
+			return verify_entry(creds, e, method);
+	}
+	vpending_t *p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	p->creds = *creds;
+	snprintf(p->realm, sizeof p->realm, "%s", lrealm);
+	snprintf(p->method, sizeof p->method, "%s", method);
+	p->cb = cb;
+	p->arg = arg;
+	const char *params[2] = {p->creds.username, p->realm};
+	int err = db_exec("authn_user", 2, params, verify_lookup_done, p);
+	if (err) {
+		free(p);
+		return err;
+	}
+	return -EINPROGRESS;
+}

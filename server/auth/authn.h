@@ -47,6 +47,19 @@ authn_result_t authn_check(txn_t *t, const char *realm, bool proxy, char *user, 
 
 bool authn_enabled(void);
 
+/* The same check without a SIP transaction (HTTP digest for XCAP): the
+ * caller parsed creds (auth_parse_credentials) and checked the nonce
+ * (auth_nonce_check); this looks the user up in realm (cache, then the
+ * users table) and checks the response for method.  Returns 1 (valid),
+ * 0 (unknown user or wrong response), -EINPROGRESS (cb runs later,
+ * exactly once, with 1, 0 or -EIO when the database failed), or
+ * -ENOTCONN/-EAGAIN/-ENOMEM (nothing pending; the database is
+ * unavailable).  creds and method are copied. */
+typedef void (*authn_verify_cb)(void *arg, int result);
+struct auth_creds;
+int authn_verify(const struct auth_creds *creds, const char *realm, const char *method,
+		 authn_verify_cb cb, void *arg);
+
 /* Drops a cached user (LISTEN payload "user@domain"). */
 void authn_forget(const char *user_at_domain);
 

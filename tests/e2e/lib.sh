@@ -44,6 +44,7 @@ mkdir -p "$E2E_WORK"
 SERVER_LOG="$E2E_WORK/simpled.log"
 SERVER_PID=
 SERVER_PORT=
+XCAP_PORT=
 SERVER_ARGS=()
 E2E_STEP=0
 : >"$SERVER_LOG"
@@ -173,6 +174,7 @@ _server_launch() {
 	"$SIMPLED_BIN" \
 		--listen "udp:127.0.0.1:$SERVER_PORT" --listen "tcp:127.0.0.1:$SERVER_PORT" \
 		--db "$SERVER_DB" --domain "$E2E_DOMAIN" --log-level "$E2E_LOG_LEVEL" \
+		--xcap-listen "127.0.0.1:$XCAP_PORT" \
 		"${SERVER_ARGS[@]}" </dev/null >>"$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
 	for ((i = 0; i < E2E_READY_TIMEOUT * 10; i++)); do
@@ -199,6 +201,8 @@ server_start() {
 	SERVER_ARGS=("$@")
 	SERVER_DB="${SERVER_DB:-$E2E_DB}"
 	[[ -n "$SERVER_PORT" ]] || SERVER_PORT="$(free_port)"
+	# XCAP (HTTP) on a free port of its own, so tests never meet on 8080.
+	[[ -n "$XCAP_PORT" ]] || XCAP_PORT="$(free_port)"
 	_server_launch
 }
 

@@ -13,7 +13,7 @@ step "a second node on the same database"
 port_b="$(free_port)"
 log_b="$E2E_WORK/simpled-b.log"
 "$SIMPLED_BIN" --listen "udp:127.0.0.1:$port_b" --listen "tcp:127.0.0.1:$port_b" --db "$E2E_DB" \
-	--domain "$E2E_DOMAIN" --log-level debug --auth off --min-expires 2 --node-name nodeb \
+	--domain "$E2E_DOMAIN" --log-level debug --auth off --min-expires 2 --node-name nodeb --xcap-listen off \
 	</dev/null >"$log_b" 2>&1 &
 pid_b=$!
 at_exit "kill -TERM $pid_b 2>/dev/null; sleep 0.5"
