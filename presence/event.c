@@ -1180,6 +1180,12 @@ static ev_sub_t **collect(const char *resource, size_t *n)
 	return v;
 }
 
+void ev_sub_end(ev_sub_t *s, const char *reason)
+{
+	if (s && s->live)
+		sub_terminate(s, reason, true);
+}
+
 void ev_resource_changed(const ev_package_t *pkg, const char *resource)
 {
 	if (pkg->changed)

@@ -79,6 +79,13 @@ typedef struct ev_package {
 	 * 503 later takes back.  The package calls ev_resource_changed() when
 	 * the resource settles.  May be NULL. */
 	bool (*hold_notify)(const char *resource);
+	/* PUBLISHes come from watchers, not from the resource (RFC 6910 §7:
+	 * the caller suspends its own call-completion request at the
+	 * callee): the authenticated user must be the From user, and
+	 * on_publish_by (instead of on_publish) gets the publisher's AOR. */
+	bool publish_by_watcher;
+	int (*on_publish_by)(const char *publisher, const char *resource, const char *ctype,
+			     const char *body, size_t len, char *why, size_t whylen);
 	/* Extra header lines ("Require: eventlist\r\n") for this package's
 	 * NOTIFYs and its 200s to SUBSCRIBE, or NULL. */
 	const char *extra_headers;
@@ -147,6 +154,11 @@ int ev_on_resource_change(ev_change_cb cb, void *arg);
  * "timeout", "rejected", "giveup", "noresource").  At most 4. */
 typedef void (*ev_watch_cb)(void *arg, ev_sub_t *sub, const char *event);
 int ev_on_subscription(ev_watch_cb cb, void *arg);
+
+/* Ends a subscription from the package's side (RFC 6665 §4.2.2: the
+ * notifier terminates it); the last NOTIFY says terminated;reason=reason
+ * (a static string, e.g. "noresource", "timeout"). */
+void ev_sub_end(ev_sub_t *sub, const char *reason);
 
 /* Queues a NOTIFY for one subscription (package data changed). */
 void ev_sub_schedule(ev_sub_t *sub);

@@ -8,7 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "presence/event.h"
+#include "server/proxy/dlgtrack.h"
 
 /* presence (RFC 3856), pkg_presence.c */
 extern const ev_package_t pkg_presence;
@@ -107,5 +110,38 @@ typedef struct rls_part {
 int rls_format(const char *list_uri, const char *list_name, uint32_t version, bool full,
 	       const rls_part_t *parts, size_t n, const char *boundary, const char *cid_base,
 	       buf_t *out);
+
+/* dialog (RFC 4235), pkg_dialog.c */
+extern const ev_package_t pkg_dialog;
+/* Registers the package and observes the proxy's dialog records. */
+int pkg_dialog_init(void);
+/* Appends an application/dialog-info+xml document (RFC 4235 §4) for
+ * entity with the dialogs d[0..n). */
+int dialoginfo_format(const char *entity, unsigned version, bool full, const dlg_record_t *d, size_t n,
+		      buf_t *out);
+/* The changes one subscription has not been told about, newest per dialog. */
+typedef struct pending {
+	dlg_record_t *v;
+	size_t n, cap;
+} pending_t;
+/* Holds a deep copy of r unless a change of the same dialog with an equal
+ * or higher sequence is held (older news).  Returns 1 held, 0 dropped,
+ * -ENOMEM. */
+int dialog_pending_merge(pending_t *p, const dlg_record_t *r);
+void dialog_pending_clear(pending_t *p);
+
+/* call-completion (RFC 6910), pkg_cc.c */
+extern const ev_package_t pkg_cc;
+/* Registers the package, observes dialog records, subscriptions and
+ * registrations, and starts the queue expiry (queue_expires seconds). */
+int pkg_cc_init(uv_loop_t *loop, unsigned queue_expires);
+void pkg_cc_shutdown(void);
+/* Appends an application/call-completion body: cc-state,
+ * cc-service-retention, and cc-URI when given. */
+int cc_format(const char *state, const char *cc_uri, buf_t *out);
+/* Parses a PUBLISH body: exactly one cc-state, "suspended" or "queued";
+ * other lines ignored; at most 1 KiB.  Returns 0, -EINVAL or -EMSGSIZE
+ * (a reason in why). */
+int cc_parse_state(const char *body, size_t len, bool *suspended, char *why, size_t whylen);
 
 #endif

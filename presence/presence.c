@@ -67,6 +67,10 @@ int presence_init(uv_loop_t *loop, const presence_options_t *o)
 		err = pkg_winfo_init();
 	if (!err)
 		err = pkg_message_summary_init();
+	if (!err)
+		err = pkg_dialog_init();
+	if (!err)
+		err = pkg_cc_init(loop, o->cc_queue_expires);
 	if (err)
 		return err;
 	pub_options_t po = {
@@ -130,6 +134,7 @@ void presence_shutdown(void)
 	rls_shutdown();
 	xstore_shutdown();
 	pub_shutdown();
+	pkg_cc_shutdown();
 	pkg_presence_shutdown();
 	rules_shutdown();
 	started = false;

@@ -33,6 +33,7 @@ typedef struct presence_options {
 	unsigned notify_interval_ms;   /* NOTIFY rate control per dialog; 0 = per loop turn */
 	const char *node_name;
 	const char *advertised_host;   /* host in our Via/Contact; NULL = listener address */
+	unsigned cc_queue_expires;     /* call-completion queue entry lifetime, s (default 3600) */
 } presence_options_t;
 
 /* Returns 0 or -errno (logged). */

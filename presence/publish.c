@@ -516,8 +516,19 @@ static void process(preq_t *r, const char *auth_user)
 	bool has_body = body && body->body && body->length > 0;
 	pub_t *x = NULL;
 
-	if (auth_user && *auth_user &&
-	    (!m->req_uri->username || strcmp(auth_user, m->req_uri->username) != 0)) {
+	char publisher[AOR_MAX] = "";
+	if (r->pkg->publish_by_watcher) {
+		if (sip_uri_aor(m->from->url, publisher, sizeof publisher) != 0) {
+			txn_reply(r->t, 400, "Bad Request - Malformed From", NULL, NULL, NULL, 0);
+			goto out;
+		}
+		if (auth_user && *auth_user &&
+		    (!m->from->url->username || strcmp(auth_user, m->from->url->username) != 0)) {
+			txn_reply(r->t, 403, "Forbidden - Credentials Do Not Match From", NULL, NULL, NULL, 0);
+			goto out;
+		}
+	} else if (auth_user && *auth_user &&
+		   (!m->req_uri->username || strcmp(auth_user, m->req_uri->username) != 0)) {
 		LOGI("publish", "%s may not publish for %s", auth_user, r->resource);
 		txn_reply(r->t, 403, "Forbidden - Only The Presentity May Publish", NULL, NULL, NULL, 0);
 		goto out;
@@ -553,9 +564,12 @@ static void process(preq_t *r, const char *auth_user)
 		r->expires = P.o.max_expires;
 	if (has_body && r->op != OP_REMOVE) {
 		char why[160] = "";
-		int code = r->pkg->on_publish ? r->pkg->on_publish(r->resource, r->ctype, body->body,
+		int code = r->pkg->publish_by_watcher && r->pkg->on_publish_by
+				   ? r->pkg->on_publish_by(publisher, r->resource, r->ctype, body->body,
+							   body->length, why, sizeof why)
+			   : r->pkg->on_publish ? r->pkg->on_publish(r->resource, r->ctype, body->body,
 								     body->length, why, sizeof why)
-					      : 0;
+						: 0;
 		if (code) {
 			char reason[256];
 			snprintf(reason, sizeof reason, "%s%s%s", sip_reason_phrase(code), why[0] ? " - " : "",

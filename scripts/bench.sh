@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # scripts/bench.sh [core|presence|message|rls|calls]: measures simpled.
 #
+# calls: scripts/bench_calls.sh twice, dialog tracking on then off (call
+# setups/s saturated and at a fixed rate, server CPU per call, peak RSS),
+# then both side by side.  Bounded: BENCH_CALLS (20000) and
+# BENCH_CALL_LAT_CALLS (5000) per run unless set, a few minutes in all.
+#
 # message: MESSAGE/s relayed to an online UAS (sipp UAS registered from
 # its own port, since UDP requests to a binding go to the REGISTER's
 # source), MESSAGE/s stored durably for an offline user (each 202 stands
@@ -60,8 +65,27 @@ what="${1:-core}"
 case "$what" in
 core | message | presence | rls) ;;
 calls)
-	echo "bench.sh: $what: not implemented yet" >&2
-	exit 2
+	here="$(dirname "${BASH_SOURCE[0]}")"
+	export BENCH_CALLS="${BENCH_CALLS:-20000}" BENCH_CALL_LAT_CALLS="${BENCH_CALL_LAT_CALLS:-5000}"
+	declare -A res=()
+	for tracking in on off; do
+		log="$(mktemp)"
+		BENCH_DIALOG_TRACKING=$tracking "$here/bench_calls.sh" | tee "$log" ||
+			{ rm -f "$log"; sd_die "bench_calls.sh (tracking $tracking) failed"; }
+		res[$tracking]="$(grep '^RESULT ' "$log" | tail -n 1)"
+		rm -f "$log"
+		[[ -n "${res[$tracking]}" ]] || sd_die "bench_calls.sh (tracking $tracking) printed no RESULT line"
+	done
+	field() { sed -E "s/.* $2=([^ ]*).*/\1/" <<<"${res[$1]}"; }
+	echo
+	echo "call setups through the proxy, dialog tracking on vs off (same build, one run each: noisy)"
+	printf '%-34s %12s %12s\n' "" "tracking on" "tracking off"
+	printf '%-34s %12s %12s\n' "calls/s, saturated" "$(field on sat)" "$(field off sat)"
+	printf '%-34s %12s %12s\n' "calls/s, fixed rate (${BENCH_CALL_RATE:-1000}/s)" "$(field on rate)" "$(field off rate)"
+	printf '%-34s %12s %12s\n' "server CPU us/call, saturated" "$(field on sat_us)" "$(field off sat_us)"
+	printf '%-34s %12s %12s\n' "server CPU us/call, fixed rate" "$(field on rate_us)" "$(field off rate_us)"
+	printf '%-34s %12s %12s\n' "peak RSS MiB" "$(field on rss)" "$(field off rss)"
+	exit 0
 	;;
 -h | --help)
 	usage

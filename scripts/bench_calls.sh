@@ -13,7 +13,10 @@
 #   - the server's peak RSS.
 # simpled on CPU 1, both sipp on CPU 0 (taskset) when there are 2 CPUs.
 # BENCH_BUILD and BENCH_PG_DIR move the build and the cluster; results in
-# var/bench/DATE-calls/.
+# var/bench/DATE-calls/.  BENCH_DIALOG_TRACKING (on) is passed to
+# simpled's --dialog-tracking (`scripts/bench.sh calls` runs both); the
+# last line of results.txt is machine-readable:
+#   RESULT tracking=on sat=CALLS/S rate=CALLS/S sat_us=US rate_us=US rss=MIB
 set -euo pipefail
 SD_SCRIPT=bench_calls.sh
 # shellcheck source=scripts/lib.sh
@@ -24,6 +27,7 @@ CALLS="${BENCH_CALLS:-50000}"
 CONC="${BENCH_CALL_CONCURRENCY:-400}"
 RATE="${BENCH_CALL_RATE:-1000}"
 LAT_CALLS="${BENCH_CALL_LAT_CALLS:-10000}"
+TRACKING="${BENCH_DIALOG_TRACKING:-on}"
 DOMAIN=example.test
 
 ensure_packages
@@ -44,7 +48,7 @@ else
 	PIN_LOAD=()
 fi
 
-OUT="$SD_ROOT/var/bench/$(date +%Y%m%d-%H%M%S)-calls"
+OUT="$SD_ROOT/var/bench/$(date +%Y%m%d-%H%M%S)-calls-tracking-$TRACKING"
 mkdir -p "$OUT"
 PG_DIR="${BENCH_PG_DIR:-$SD_ROOT/var/bench-pg}"
 SERVER_PID=
@@ -77,7 +81,8 @@ PORT="$(free_port)"
 start_server() {
 	local log="$OUT/simpled.log" i
 	"${PIN_SERVER[@]}" "$SIMPLED" --listen "udp:127.0.0.1:$PORT" --db "$DB" --domain "$DOMAIN" --xcap-listen off \
-		--auth off --log-level info --max-requests-per-ip 0 </dev/null >"$log" 2>&1 &
+		--auth off --log-level info --max-requests-per-ip 0 --dialog-tracking "$TRACKING" \
+		</dev/null >"$log" 2>&1 &
 	SERVER_PID=$!
 	for ((i = 0; i < 300; i++)); do
 		grep -q "server: ready" "$log" && return 0
@@ -154,11 +159,13 @@ us_per_call() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.0f", n ? (b
 sd_log "calls, saturated: $CALLS calls, $CONC in flight"
 c0="$(cpu_secs)"
 read -r ok failed secs rate p50 p99 < <(run_uac calls-sat "$CALLS" 100000 "$CONC")
-row "calls, saturated" "$rate" "$ok" "$failed" "$p50" "$p99" "$(us_per_call "$c0" "$(cpu_secs)" "$ok")" "$(peak_rss)"
+sat_rate="$rate" sat_us="$(us_per_call "$c0" "$(cpu_secs)" "$ok")"
+row "calls, saturated" "$rate" "$ok" "$failed" "$p50" "$p99" "$sat_us" "$(peak_rss)"
 sd_log "calls at $RATE/s: $LAT_CALLS calls"
 c0="$(cpu_secs)"
 read -r ok failed secs rate p50 p99 < <(run_uac calls-rate "$LAT_CALLS" "$RATE" "$CONC")
-row "calls at ${RATE}/s" "$rate" "$ok" "$failed" "$p50" "$p99" "$(us_per_call "$c0" "$(cpu_secs)" "$ok")" "$(peak_rss)"
+rate_rate="$rate" rate_us="$(us_per_call "$c0" "$(cpu_secs)" "$ok")" rss="$(peak_rss)"
+row "calls at ${RATE}/s" "$rate" "$ok" "$failed" "$p50" "$p99" "$rate_us" "$rss"
 kill -USR1 "$SERVER_PID" 2>/dev/null || true
 sleep 0.2
 kill -TERM "$UAS_PID" 2>/dev/null || true
@@ -167,7 +174,7 @@ UAS_PID=
 
 {
 	echo
-	echo "simpled call benchmark, $(date -u +%FT%TZ), $(nproc) CPUs; server on CPU 1, load on CPU 0"
+	echo "simpled call benchmark, dialog tracking $TRACKING, $(date -u +%FT%TZ), $(nproc) CPUs; server on CPU 1, load on CPU 0"
 	printf '%-28s %8s %8s %7s %7s %7s %9s %8s\n' "what" "calls/s" "ok" "failed" "p50 ms" "p99 ms" "CPU us/call" "RSS MiB"
 	printf '%s\n' "${RESULTS[@]}"
 	echo "(one call = INVITE/100/180/200/ACK/BYE/200 through the proxy with Record-Route;"
@@ -176,4 +183,5 @@ UAS_PID=
 	echo " both sipp share one CPU and bound the saturated figure as much as simpled does."
 	echo " Logs in $OUT)"
 	grep 'stats' "$OUT/simpled.log" | tail -n 1 || true
+	echo "RESULT tracking=$TRACKING sat=$sat_rate rate=$rate_rate sat_us=$sat_us rate_us=$rate_us rss=$rss"
 } | tee "$OUT/results.txt"

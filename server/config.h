@@ -47,6 +47,8 @@ typedef struct config {
 	char *presence_default_policy;
 	int notify_interval_ms;
 	bool redirect;
+	bool dialog_tracking;
+	int cc_queue_expires;
 	char *node_name;
 	char *xcap_listen; /* ADDR:PORT of the XCAP (HTTP) server, or "off" */
 } config_t;

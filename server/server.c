@@ -367,6 +367,8 @@ int server_run(const config_t *cfg)
 		.is_local_domain = server_is_local_domain,
 		.is_local_address = server_is_local_address,
 		.default_domain = cfg->domain.n ? cfg->domain.items[0] : NULL,
+		.dialog_tracking = cfg->dialog_tracking,
+		.loop = S.loop,
 	};
 	if (proxy_init(&pxo) != 0) {
 		LOGE("server", "proxy initialisation failed");
@@ -390,6 +392,7 @@ int server_run(const config_t *cfg)
 		.is_local_domain = server_is_local_domain,
 		.notify_interval_ms = (unsigned)cfg->notify_interval_ms,
 		.node_name = cfg->node_name,
+		.cc_queue_expires = (unsigned)cfg->cc_queue_expires,
 	};
 	if (presence_init(S.loop, &po) != 0) {
 		LOGE("server", "presence initialisation failed");

@@ -28,6 +28,7 @@
 #include "server/base/log.h"
 #include "server/proxy/alias.h"
 #include "server/proxy/directory.h"
+#include "server/proxy/dlgtrack.h"
 #include "server/proxy/fwd.h"
 #include "server/registrar/location.h"
 #include "server/sip/uac.h"
@@ -72,6 +73,7 @@ struct call {
 	bool strict;
 	bool add_rr;
 	bool drop_auth, drop_identity;
+	bool tracked;        /* an initial INVITE with dialog records (dlgtrack.h) */
 	char *extra;         /* identity header lines, or NULL */
 	uint32_t loop_hash;
 	char method[32];     /* of the forwarded request */
@@ -470,6 +472,16 @@ static void check_complete(call_t *c)
 	call_unindex(c);
 	if (txn_answered(c->st))
 		return;
+	if (c->tracked) {
+		/* Before the answer: sending the final frees the request.  Only
+		 * the initial INVITE's: a failed re-INVITE ends no dialog. */
+		int codes[MAX_BRANCHES];
+		for (unsigned i = 0; i < c->n; i++)
+			codes[i] = c->b[i].code;
+		int best = fwd_best(codes, c->n);
+		int code = best < 0 ? 408 : c->cancelled && codes[best] < 600 ? 487 : fwd_upstream_code(codes[best]);
+		dlg_track_final(txn_request(c->st), code, c->cancelled && code == 487);
+	}
 	if (c->cancelled && c->invite) {
 		/* Every branch ended after our CANCELs; if a 6xx made us cancel,
 		 * that 6xx is the answer. */
@@ -516,8 +528,8 @@ static void on_branch(void *arg, const sipmsg_t *resp, int code, bool final)
 		if (!c->final_sent && resp) {
 			size_t len = 0;
 			char *text = msg_text(resp, &len);
-			if (text)
-				relay(c, text, len, code, 0);
+			if (text && relay(c, text, len, code, 0) == 0 && c->tracked)
+				dlg_track_response(resp, code);
 			free(text);
 		}
 		return;
@@ -540,6 +552,8 @@ static void on_branch(void *arg, const sipmsg_t *resp, int code, bool final)
 		if (err)
 			LOGW(MOD, "%d from branch %s could not be relayed (%d): the callee's dialog is orphaned",
 			     code, b->id, err);
+		else if (c->tracked)
+			dlg_track_response(resp, code);
 		if (!c->got_2xx)
 			P.stats.forwarded++;
 		c->got_2xx = true;
@@ -793,6 +807,14 @@ static void fork_to(txn_t *t, sipmsg_t *req, const route_info_t *ri, const char 
 		call_unref(c);
 		return;
 	}
+	if (P.o.dialog_tracking && initial && c->invite) {
+		const osip_uri_t *from = req->m->from->url;
+		char caller[AOR_MAX];
+		bool local_caller = from->host && P.o.is_local_domain(from->host) && from->username &&
+				    sip_uri_aor(from, caller, sizeof caller) == 0;
+		dlg_track_invite(req, aor, local_caller ? caller : NULL);
+		c->tracked = true;
+	}
 	start_group(c);
 	call_unref(c);
 }
@@ -875,6 +897,8 @@ void proxy_handle_request(txn_t *t, sipmsg_t *req)
 		txn_reply(t, 482, NULL, NULL, NULL, NULL, 0);
 		return;
 	}
+	if (P.o.dialog_tracking && strcmp(req->method, "BYE") == 0)
+		dlg_track_bye(req);
 	bool routed = ri.pop > 0 || ri.strict;
 	if (routed && ri.next) {
 		/* More hops in the Route set: loose routing only (§16.12).
@@ -1035,10 +1059,13 @@ int proxy_init(const proxy_options_t *opts)
 		err = alias_init(opts->conninfo);
 	if (!err)
 		err = dir_init(opts->conninfo);
+	if (!err && P.o.dialog_tracking)
+		err = P.o.loop ? dlg_init(P.o.loop) : -EINVAL;
 	if (err)
 		return err;
 	P.up = true;
-	LOGI(MOD, "proxy ready (%s mode)", P.o.redirect ? "redirect" : "proxy");
+	LOGI(MOD, "proxy ready (%s mode, dialog tracking %s)", P.o.redirect ? "redirect" : "proxy",
+	     P.o.dialog_tracking ? "on" : "off");
 	return 0;
 }
 
@@ -1049,6 +1076,7 @@ void proxy_shutdown(void)
 	P.up = false;
 	alias_shutdown();
 	dir_shutdown();
+	dlg_shutdown();
 	htable_destroy(&P.calls);
 }
 

@@ -12,13 +12,17 @@
  *          --BYE (Route: us)-> stateful forward by the Route set only   --> contact 1
  *
  * State: one call context per forwarded request, alive only while its
- * client transactions run; nothing about a dialog is kept, so in-dialog
- * requests (ACK, BYE, re-INVITE, UPDATE, PRACK, INFO, REFER) route by
- * their Route headers alone and a restart mid-call does not break BYE. */
+ * client transactions run, and (with dialog_tracking) the dialog records
+ * of dlgtrack.h that the dialog package shows; routing never reads
+ * them, so in-dialog requests (ACK, BYE, re-INVITE, UPDATE, PRACK, INFO,
+ * REFER) route by their Route headers alone and a restart mid-call does
+ * not break BYE. */
 #ifndef SD_PROXY_H
 #define SD_PROXY_H
 
 #include <stdbool.h>
+
+#include <uv.h>
 
 #include "server/sip/txn.h"
 
@@ -28,6 +32,8 @@ typedef struct proxy_options {
 	bool (*is_local_domain)(const char *host);
 	bool (*is_local_address)(const char *host);
 	const char *default_domain; /* for Request-URIs naming one of our addresses */
+	bool dialog_tracking;       /* keep dialog records (dlgtrack.h) for the dialog package */
+	uv_loop_t *loop;            /* for the dialog records' expiry timer (with dialog_tracking) */
 } proxy_options_t;
 
 /* Loads the alias table and the user directory (alias.h, directory.h)
