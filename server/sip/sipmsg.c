@@ -181,6 +181,66 @@ static void fix_top_via(sipmsg_t *msg)
 	}
 }
 
+static bool is_token_char(unsigned char c)
+{
+	/* RFC 3261 §25.1 token */
+	return isalnum(c) || (c && strchr("-.!%*_+`'~", c) != NULL);
+}
+
+/* libosip2 5.3 cannot parse some valid requests: a method made of the
+ * rarer token characters (RFC 4475 §3.1.1.2) or a Request-URI of a
+ * scheme it does not know (§3.3.3).  For such a request whose request
+ * line is well formed, the answer is what a parser that understood it
+ * would give: 416 for a scheme other than sip, sips or tel (RFC 3261
+ * §8.2.2.1), 501 for a method we do not implement (§8.2.1); otherwise
+ * 400.  Only the request line is looked at. */
+static int unparsable_request_code(const char *data, size_t len, char *why, size_t whylen)
+{
+	static const char *const KNOWN[] = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS",
+					    "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH",
+					    "INFO", "REFER", "MESSAGE", "UPDATE", NULL};
+	snprintf(why, whylen, "Malformed Message");
+	const char *end = memchr(data, '\n', len);
+	if (!end)
+		return 400;
+	size_t n = (size_t)(end - data);
+	if (n && data[n - 1] == '\r')
+		n--;
+	size_t m = 0;
+	while (m < n && is_token_char((unsigned char)data[m]))
+		m++;
+	if (m == 0 || m >= n || data[m] != ' ')
+		return 400;
+	const char *uri = data + m + 1;
+	const char *sp = memchr(uri, ' ', n - m - 1);
+	if (!sp || sp == uri || (size_t)(data + n - (sp + 1)) != 7 || memcmp(sp + 1, "SIP/2.0", 7) != 0)
+		return 400;
+	size_t k = 0;
+	size_t ulen = (size_t)(sp - uri);
+	if (!isalpha((unsigned char)uri[0]))
+		return 400;
+	while (k < ulen && (isalnum((unsigned char)uri[k]) || uri[k] == '+' || uri[k] == '-' ||
+			    uri[k] == '.'))
+		k++;
+	if (k == ulen || uri[k] != ':')
+		return 400;
+	bool sip_scheme = (k == 3 && strncasecmp(uri, "sip", 3) == 0) ||
+			  (k == 4 && strncasecmp(uri, "sips", 4) == 0) ||
+			  (k == 3 && strncasecmp(uri, "tel", 3) == 0);
+	bool known = false;
+	for (int i = 0; KNOWN[i] && !known; i++)
+		known = strlen(KNOWN[i]) == m && memcmp(KNOWN[i], data, m) == 0;
+	if (!known) {
+		snprintf(why, whylen, "Method Not Implemented");
+		return 501;
+	}
+	if (!sip_scheme) {
+		snprintf(why, whylen, "Unsupported URI Scheme");
+		return 416;
+	}
+	return 400;
+}
+
 int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 		 const sip_limits_t *lim, sipmsg_t **out, char *why, size_t whylen)
 {
@@ -215,7 +275,7 @@ int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 		goto fail;
 	}
 	if (osip_message_parse(msg->m, data, len) != 0) {
-		snprintf(why, whylen, "Malformed Message");
+		code = unparsable_request_code(data, len, why, whylen);
 		goto fail;
 	}
 	osip_message_t *m = msg->m;
