@@ -719,14 +719,14 @@ static void on_branch(void *arg, const sipmsg_t *resp, int code, bool final)
 				deliver_result(f, true);
 			} else if (f->t && !M.closing) {
 				M.stats.relayed++;
-				txn_reply(f->t, code, resp ? resp->m->reason_phrase : NULL, NULL, NULL, NULL, 0);
+				txn_reply(f->t, code, resp && *resp->reason ? resp->reason : NULL, NULL, NULL, NULL, 0);
 			}
 			fork_unref(f); /* the undecided reference */
 		} else {
 			if (!retryable(code) && (!f->best_code || (code >= 600 && f->best_code < 600))) {
 				f->best_code = code;
 				snprintf(f->best_reason, sizeof f->best_reason, "%s",
-					 resp && resp->m->reason_phrase ? resp->m->reason_phrase : "");
+					 resp ? resp->reason : "");
 			}
 			if (!f->pending)
 				fork_failed(f);
@@ -807,6 +807,7 @@ static void relay(txn_t *t, const char *aor, const loc_aor_t *a, bool no_store)
 		.ctype = ctype,
 		.body = body ? body : "",
 		.bodylen = blen,
+		.light_response = true,
 	};
 	if (!ctype)
 		r.body = NULL;
@@ -935,6 +936,7 @@ static void send_row(mbox_t *b, srow_t *row, const loc_aor_t *a)
 		.ctype = row->ctype,
 		.body = row->ctype ? (const char *)row->body : NULL,
 		.bodylen = row->bodylen,
+		.light_response = true,
 	};
 	b->inflight++;
 	if (fork_start(f, a, &r) == 0) {

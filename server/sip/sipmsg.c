@@ -287,6 +287,8 @@ int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 		msg->method = m->sip_method;
 	} else {
 		msg->method = m->cseq->method;
+		msg->status = m->status_code;
+		msg->reason = m->reason_phrase ? m->reason_phrase : "";
 	}
 	/* Content-Length larger than what arrived means a truncated
 	 * datagram (RFC 3261 §18.3): reject rather than guess. */
@@ -315,6 +317,179 @@ fail:
 		code = -1;
 	sipmsg_free(msg);
 	return code;
+}
+
+/* --- the light scan of a response ---------------------------------------- */
+
+/* Whether the header name line[0..n) (before the colon, trailing white
+ * space removed) is name or its compact form. */
+static bool hname_is(const char *line, size_t n, const char *name, char compact)
+{
+	size_t nl = strlen(name);
+	if (n == nl && strncasecmp(line, name, nl) == 0)
+		return true;
+	return compact && n == 1 && (line[0] | 0x20) == compact;
+}
+
+/* The branch parameter of the Via value v[0..n) (the first via-parm
+ * only: the caller stops at the first comma). */
+static int via_branch(const char *v, size_t n, const char **branch, size_t *blen)
+{
+	size_t i = 0;
+	while (i < n && v[i] != ';')
+		i++;
+	while (i < n) {
+		i++; /* past ';' */
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		size_t ns = i;
+		while (i < n && v[i] != '=' && v[i] != ';' && v[i] != ' ' && v[i] != '\t')
+			i++;
+		size_t ne = i;
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		if (i < n && v[i] == '=') {
+			i++;
+			while (i < n && (v[i] == ' ' || v[i] == '\t'))
+				i++;
+			size_t vs = i;
+			while (i < n && v[i] != ';' && v[i] != ' ' && v[i] != '\t')
+				i++;
+			if (ne - ns == 6 && strncasecmp(v + ns, "branch", 6) == 0) {
+				if (i == vs || i - vs > 256)
+					return -EINVAL;
+				*branch = v + vs;
+				*blen = i - vs;
+				return 0;
+			}
+		}
+		while (i < n && v[i] != ';')
+			i++;
+	}
+	return -EINVAL;
+}
+
+int sipmsg_scan_response(const char *data, size_t len, const sip_limits_t *lim,
+			 sip_resp_view_t *out)
+{
+	memset(out, 0, sizeof *out);
+	if (len < 14 || memcmp(data, "SIP/2.0 ", 8) != 0)
+		return -EINVAL;
+	if (!isdigit((unsigned char)data[8]) || !isdigit((unsigned char)data[9]) ||
+	    !isdigit((unsigned char)data[10]) || data[11] != ' ')
+		return -EINVAL;
+	out->status = (data[8] - '0') * 100 + (data[9] - '0') * 10 + (data[10] - '0');
+	if (out->status < 100 || out->status > 699)
+		return -EINVAL;
+	size_t i = 12;
+	out->reason = data + i;
+	while (i < len && data[i] != '\r') {
+		unsigned char c = (unsigned char)data[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return -EINVAL;
+		i++;
+	}
+	out->reason_len = (size_t)(data + i - out->reason);
+	if (i + 1 >= len || data[i + 1] != '\n')
+		return -EINVAL;
+	i += 2;
+	size_t nheaders = 0;
+	bool have_from = false, have_to = false, have_callid = false, have_cl = false;
+	bool have_via = false, have_cseq = false;
+	unsigned long long clen = 0;
+	for (;;) {
+		if (i + 1 >= len)
+			return -EINVAL; /* no end of the header block */
+		if (data[i] == '\r') {
+			if (data[i + 1] != '\n')
+				return -EINVAL;
+			i += 2;
+			break;
+		}
+		if (data[i] == ' ' || data[i] == '\t')
+			return -EINVAL; /* folding: leave it to the full parser */
+		size_t start = i;
+		while (i < len && data[i] != '\r') {
+			unsigned char c = (unsigned char)data[i];
+			/* Control bytes and %00 (see sipmsg_parse) go the full way. */
+			if ((c < 0x20 && c != '\t') || c == 0x7f ||
+			    (c == '%' && i + 2 < len && data[i + 1] == '0' && data[i + 2] == '0'))
+				return -EINVAL;
+			i++;
+		}
+		if (i + 1 >= len || data[i + 1] != '\n')
+			return -EINVAL;
+		const char *line = data + start;
+		size_t n = i - start;
+		i += 2;
+		if (lim && lim->max_headers && ++nheaders > lim->max_headers)
+			return -EINVAL;
+		size_t colon = 0;
+		while (colon < n && line[colon] != ':')
+			colon++;
+		if (colon == n)
+			return -EINVAL;
+		size_t ne = colon;
+		while (ne > 0 && (line[ne - 1] == ' ' || line[ne - 1] == '\t'))
+			ne--;
+		const char *v = line + colon + 1;
+		size_t vn = n - colon - 1;
+		while (vn && (*v == ' ' || *v == '\t'))
+			v++, vn--;
+		while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+			vn--;
+		if (hname_is(line, ne, "via", 'v')) {
+			if (have_via)
+				continue; /* only the top Via matters */
+			have_via = true;
+			size_t top = 0;
+			while (top < vn && v[top] != ',' && v[top] != '"')
+				top++;
+			if (top < vn && v[top] == '"')
+				return -EINVAL;
+			if (via_branch(v, top, &out->branch, &out->branch_len) != 0)
+				return -EINVAL;
+		} else if (hname_is(line, ne, "cseq", 0)) {
+			if (have_cseq)
+				return -EINVAL;
+			have_cseq = true;
+			size_t k = 0;
+			unsigned long long num = 0;
+			while (k < vn && isdigit((unsigned char)v[k]) && k < 11)
+				num = num * 10 + (unsigned)(v[k++] - '0');
+			if (k == 0 || num > 0x7fffffffULL || k >= vn || (v[k] != ' ' && v[k] != '\t'))
+				return -EINVAL;
+			while (k < vn && (v[k] == ' ' || v[k] == '\t'))
+				k++;
+			out->method = v + k;
+			while (k < vn && v[k] != ' ' && v[k] != '\t')
+				k++;
+			out->method_len = (size_t)(v + k - out->method);
+			if (k != vn || out->method_len == 0 || out->method_len > 32)
+				return -EINVAL;
+			out->cseq = (uint32_t)num;
+		} else if (hname_is(line, ne, "content-length", 'l')) {
+			if (have_cl || vn == 0 || vn > 10)
+				return -EINVAL;
+			have_cl = true;
+			for (size_t k = 0; k < vn; k++) {
+				if (!isdigit((unsigned char)v[k]))
+					return -EINVAL;
+				clen = clen * 10 + (unsigned)(v[k] - '0');
+			}
+		} else if (hname_is(line, ne, "from", 'f')) {
+			have_from = true;
+		} else if (hname_is(line, ne, "to", 't')) {
+			have_to = true;
+		} else if (hname_is(line, ne, "call-id", 'i')) {
+			have_callid = true;
+		}
+	}
+	if (!have_via || !have_cseq || !have_from || !have_to || !have_callid)
+		return -EINVAL;
+	if (clen > len - i || (lim && lim->max_body && len - i > lim->max_body))
+		return -EINVAL;
+	return 0;
 }
 
 void sipmsg_free(sipmsg_t *msg)

@@ -28,6 +28,12 @@ typedef struct sipmsg {
 	osip_via_t *via;    /* top Via (borrowed from m) */
 	const char *branch; /* top Via branch or NULL */
 	uint32_t cseq;
+	/* Responses: the status code and reason phrase ("" when none;
+	 * borrowed).  A response matched by sipmsg_scan_response has m ==
+	 * NULL and only these, method, branch, cseq and src (see
+	 * txn_client_match_raw). */
+	int status;
+	const char *reason;
 	/* From and To exactly as received (unfolded, trimmed; owned): a
 	 * response copies them byte for byte (RFC 3261 §8.2.6.2), which a
 	 * re-serialisation of libosip2's unescaped URIs would not. */
@@ -76,6 +82,29 @@ int sip_uri_aor(const osip_uri_t *uri, char *out, size_t outlen);
  * writes the unsupported ones (comma-separated) into unsupported. */
 bool sipmsg_require_ok(const sipmsg_t *msg, const char *const *supported,
 		       char *unsupported, size_t len);
+
+/* The fields that match a response to its client transaction (RFC 3261
+ * §17.1.3) and tell its outcome, found by one bounded scan of the raw
+ * bytes instead of a full parse.  Pointers borrow data. */
+typedef struct sip_resp_view {
+	int status;
+	const char *reason;
+	size_t reason_len;
+	const char *branch; /* top Via branch */
+	size_t branch_len;
+	const char *method; /* CSeq method */
+	size_t method_len;
+	uint32_t cseq;
+} sip_resp_view_t;
+
+/* Scans a response in its plain shape: a status line, CRLF-ended header
+ * lines without folding or control bytes, one top Via with a branch, one
+ * CSeq below 2^31, From, To and Call-ID present, a Content-Length (if
+ * any) not beyond what arrived, and the limits of lim.  Returns 0 and
+ * fills out, or -EINVAL for anything else: the caller then parses the
+ * message fully (sipmsg_parse decides what is wrong with it). */
+int sipmsg_scan_response(const char *data, size_t len, const sip_limits_t *lim,
+			 sip_resp_view_t *out);
 
 /* Builds a response to req.  to_tag is added to To when the request's To
  * has none (NULL = none added).  extra is zero or more complete header

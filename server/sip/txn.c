@@ -27,6 +27,7 @@ struct txn {
 	char *key;
 	unsigned refs;
 	bool client, invite, reliable;
+	bool light;          /* client: its callback reads no more than a scanned response */
 	enum txn_state state;
 	sipmsg_t *req;       /* server: the request, until the final response */
 	tp_peer_t dest;      /* server: where responses go; client: where the request goes */
@@ -525,8 +526,17 @@ void txn_new_branch(char *out, size_t outlen)
 int txn_client_start(const tp_peer_t *dst, const char *branch, const char *method,
 		     const char *bytes, size_t len, txn_response_cb cb, void *arg)
 {
+	return txn_client_start_flags(dst, branch, method, bytes, len, cb, arg, 0);
+}
+
+int txn_client_start_flags(const tp_peer_t *dst, const char *branch, const char *method,
+			   const char *bytes, size_t len, txn_response_cb cb, void *arg,
+			   unsigned flags)
+{
 	if (strcmp(method, "ACK") == 0)
 		return -EINVAL; /* an ACK is not a transaction (§17) */
+	if ((flags & TXN_LIGHT_RESPONSE) && strcmp(method, "INVITE") == 0)
+		return -EINVAL; /* the ACK of a non-2xx needs the parsed To */
 	sipmsg_t *creq = NULL;
 	if (strcmp(method, "INVITE") == 0) {
 		/* Keep our INVITE parsed: the ACK of a non-2xx final response
@@ -556,6 +566,7 @@ int txn_client_start(const tp_peer_t *dst, const char *branch, const char *metho
 		return -ENOMEM;
 	}
 	t->invite = creq != NULL;
+	t->light = (flags & TXN_LIGHT_RESPONSE) != 0;
 	t->creq = creq;
 	t->rlist = -1;
 	memcpy(t->out, bytes, len);
@@ -627,24 +638,17 @@ static int build_ack(txn_t *t, const sipmsg_t *resp)
 	return 0;
 }
 
-bool txn_client_match(const sipmsg_t *resp)
+/* Runs the client state machine (§17.1.1.2, §17.1.2.2) for a response
+ * that matched t. */
+static void client_deliver(txn_t *t, const sipmsg_t *resp)
 {
-	if (!resp->branch)
-		return false;
-	char key[512];
-	int n = snprintf(key, sizeof key, "c|%s|%s", resp->branch, resp->method);
-	if (n < 0 || (size_t)n >= sizeof key)
-		return false;
-	txn_t *t = find(key);
-	if (!t)
-		return false;
-	int code = resp->m->status_code;
+	int code = resp->status;
 	if (t->state == ST_COMPLETED || t->state == ST_TERMINATED) {
 		/* A retransmitted final response; for INVITE, ACK it again
 		 * (Timer D keeps us here for that, §17.1.1.2). */
 		if (t->invite && t->ack && code >= 300)
 			tp_send(&t->dest, t->ack, t->ack_len);
-		return true;
+		return;
 	}
 	txn_ref(t);
 	if (code < 200) {
@@ -681,6 +685,56 @@ bool txn_client_match(const sipmsg_t *resp)
 			list_push(t, LIST_T4); /* Timer K */
 	}
 	txn_unref(t);
+}
+
+static txn_t *client_find(const char *branch, size_t blen, const char *method, size_t mlen)
+{
+	char key[512];
+	int n = snprintf(key, sizeof key, "c|%.*s|%.*s", (int)blen, branch, (int)mlen, method);
+	if (n < 0 || (size_t)n >= sizeof key)
+		return NULL;
+	return find(key);
+}
+
+bool txn_client_match(const sipmsg_t *resp)
+{
+	if (!resp->branch)
+		return false;
+	txn_t *t = client_find(resp->branch, strlen(resp->branch), resp->method, strlen(resp->method));
+	if (!t)
+		return false;
+	client_deliver(t, resp);
+	return true;
+}
+
+bool txn_client_match_raw(const char *data, size_t len, const tp_peer_t *src,
+			  const sip_limits_t *lim)
+{
+	sip_resp_view_t v;
+	if (sipmsg_scan_response(data, len, lim, &v) != 0)
+		return false;
+	txn_t *t = client_find(v.branch, v.branch_len, v.method, v.method_len);
+	if (!t || !t->light)
+		return false;
+	/* The view the callback sees: the scanned fields only (m == NULL). */
+	char branch[260], method[36], reason[128];
+	memcpy(branch, v.branch, v.branch_len);
+	branch[v.branch_len] = '\0';
+	memcpy(method, v.method, v.method_len);
+	method[v.method_len] = '\0';
+	size_t rl = v.reason_len < sizeof reason - 1 ? v.reason_len : sizeof reason - 1;
+	memcpy(reason, v.reason, rl);
+	reason[rl] = '\0';
+	sipmsg_t resp = {
+		.src = *src,
+		.is_request = false,
+		.method = method,
+		.branch = branch,
+		.cseq = v.cseq,
+		.status = v.status,
+		.reason = reason,
+	};
+	client_deliver(t, &resp);
 	return true;
 }
 

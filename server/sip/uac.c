@@ -155,7 +155,8 @@ int uac_send(const uac_request_t *r, const tp_peer_t *dst, txn_response_cb cb, v
 	buf_init(&b, 0);
 	int err = uac_build(r, dst, branch, &b);
 	if (!err)
-		err = txn_client_start(dst, branch, r->method, b.data, b.len, cb, arg);
+		err = txn_client_start_flags(dst, branch, r->method, b.data, b.len, cb, arg,
+					     r->light_response ? TXN_LIGHT_RESPONSE : 0);
 	buf_free(&b);
 	return err;
 }
