@@ -154,6 +154,7 @@ static struct {
 	bool purge_inflight, purge_again;
 	struct { fork_t *head, *tail; } timeouts;
 	buf_t arr[12];
+	buf_t fwd_vias, fwd_extra; /* reused by every relay: no allocation per MESSAGE */
 	msg_stats_t stats;
 } M;
 
@@ -411,6 +412,28 @@ static int forwarded_headers(osip_message_t *m, buf_t *vias, buf_t *extra)
 		if (!h->hname || strcasecmp(h->hname, "max-forwards") == 0)
 			continue;
 		buf_printf(extra, "%s: %s\r\n", h->hname, h->hvalue ? h->hvalue : "");
+	}
+	return vias->err ? vias->err : extra->err;
+}
+
+/* The same from the header lines as received (sipmsg_t.hdrs): each line
+ * copied, never re-serialised, so headers libosip2 files in lists of its
+ * own are forwarded too (§16.6 wants every header kept). */
+static int forwarded_headers_raw(const sipmsg_t *req, buf_t *vias, buf_t *extra)
+{
+	sipmsg_append_vias(req, vias);
+	for (size_t i = 0; i < req->nhdrs; i++) {
+		const sip_raw_hdr_t *h = &req->hdrs[i];
+		switch (h->id) {
+		case SIPH_OTHER:
+			buf_append(extra, h->name, h->name_len);
+			buf_put_lit(extra, ": ");
+			buf_append(extra, h->value, h->value_len);
+			buf_put_lit(extra, "\r\n");
+			break;
+		default:
+			break; /* ours to write (Via, Max-Forwards, Route...) or uac's */
+		}
 	}
 	return vias->err ? vias->err : extra->err;
 }
@@ -771,19 +794,35 @@ static fork_t *fork_new(const char *aor)
 	return f;
 }
 
-/* Forwards the MESSAGE of t to the bindings in a (proxy forward). */
+/* Forwards the MESSAGE of t to the bindings in a (proxy forward).  From
+ * the raw header lines when the request has them (the fast path), else
+ * from libosip2's re-serialisation. */
 static void relay(txn_t *t, const char *aor, const loc_aor_t *a, bool no_store)
 {
 	sipmsg_t *req = txn_request(t);
 	osip_message_t *m = req->m;
-	buf_t vias, extra;
-	buf_init(&vias, 0);
-	buf_init(&extra, 0);
-	char *from = from_str(m->from), *to = from_str(m->to), *ctype = ctype_str(m), *owned = NULL;
+	buf_t *vias = &M.fwd_vias, *extra = &M.fwd_extra;
+	buf_reset(vias);
+	buf_reset(extra);
+	bool raw = req->hdrs && req->from_raw && req->to_raw;
+	char *from_owned = NULL, *to_owned = NULL, *ctype_owned = NULL, *owned = NULL;
+	const char *from, *to, *ctype;
+	int err;
+	if (raw) {
+		from = req->from_raw;
+		to = req->to_raw;
+		ctype = m->content_type ? sipmsg_raw_value(req, SIPH_CONTENT_TYPE) : NULL;
+		err = forwarded_headers_raw(req, vias, extra);
+	} else {
+		from = from_owned = from_str(m->from);
+		to = to_owned = from_str(m->to);
+		ctype = ctype_owned = ctype_str(m);
+		err = forwarded_headers(m, vias, extra);
+	}
 	size_t blen;
 	const char *body = body_of(m, &blen, &owned);
 	fork_t *f = fork_new(aor);
-	if (!f || !from || !to || forwarded_headers(m, &vias, &extra) != 0) {
+	if (!f || !from || !to || err != 0) {
 		txn_reply(t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
 		free(f);
 		goto out;
@@ -801,9 +840,9 @@ static void relay(txn_t *t, const char *aor, const loc_aor_t *a, bool no_store)
 		.to = to,
 		.call_id = sipmsg_call_id(req),
 		.cseq = req->cseq,
-		.vias_below = buf_cstr(&vias),
+		.vias_below = buf_cstr(vias),
 		.max_forwards = mf > 0 ? (int)mf - 1 : 0,
-		.extra = buf_cstr(&extra),
+		.extra = buf_cstr(extra),
 		.ctype = ctype,
 		.body = body ? body : "",
 		.bodylen = blen,
@@ -817,12 +856,10 @@ static void relay(txn_t *t, const char *aor, const loc_aor_t *a, bool no_store)
 	}
 	timeouts_push(f);
 out:
-	free(from);
-	free(to);
-	free(ctype);
+	free(from_owned);
+	free(to_owned);
+	free(ctype_owned);
 	free(owned);
-	buf_free(&vias);
-	buf_free(&extra);
 }
 
 /* Relaying to another domain (when allowed): one branch to the
@@ -1382,4 +1419,6 @@ void msg_shutdown(void)
 	memset(&M.del_next, 0, sizeof M.del_next);
 	for (size_t i = 0; i < sizeof M.arr / sizeof M.arr[0]; i++)
 		buf_free(&M.arr[i]);
+	buf_free(&M.fwd_vias);
+	buf_free(&M.fwd_extra);
 }

@@ -94,9 +94,11 @@ mkdir -p "$OUT/uac"
 callgrind_control -i off "$SERVER_PID" >/dev/null
 callgrind_control -d "$SERVER_PID" >/dev/null
 sleep 1
-ok="$(python3 -c 'import sys; r=[l.rstrip("\n").split(";") for l in open(sys.argv[1]) if l.strip()]; print(r[-1][r[0].index("SuccessfulCall(C)")])' "$OUT/uac/stat.csv")"
+read -r ok rtx < <(python3 -c 'import sys; r=[l.rstrip("\n").split(";") for l in open(sys.argv[1]) if l.strip()]; print(r[-1][r[0].index("SuccessfulCall(C)")], r[-1][r[0].index("Retransmissions(C)")])' "$OUT/uac/stat.csv")
 prof="$(ls -t "$OUT"/callgrind.out* | head -n 1)"
 callgrind_annotate --inclusive=no "$prof" >"$OUT/annotate.txt" 2>/dev/null
 callgrind_annotate --inclusive=yes "$prof" >"$OUT/annotate-inclusive.txt" 2>/dev/null
 ir="$(grep -m1 -E 'PROGRAM TOTALS' "$OUT/annotate.txt" | awk '{gsub(",", "", $1); print $1}')"
-echo "$mode: $ok of $calls MESSAGEs answered; $ir Ir; $((ir / (ok > 0 ? ok : 1))) Ir/MESSAGE ($OUT)"
+# Retransmissions are parsed and absorbed too: a run with any is not
+# comparable (lower PROF_RATE).
+echo "$mode: $ok of $calls MESSAGEs answered, $rtx retransmissions; $ir Ir; $((ir / (ok > 0 ? ok : 1))) Ir/MESSAGE ($OUT)"

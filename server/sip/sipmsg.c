@@ -150,6 +150,235 @@ static bool scheme_ok(const osip_uri_t *u)
 		strcasecmp(u->scheme, "tel") == 0);
 }
 
+/* --- the raw header index ----------------------------------------------- */
+
+static bool name_eq(const char *name, size_t n, const char *full)
+{
+	return strlen(full) == n && strncasecmp(name, full, n) == 0;
+}
+
+static sip_hdr_id_t hdr_id(const char *name, size_t n)
+{
+	if (n == 1) {
+		switch (name[0] | 0x20) {
+		case 'v': return SIPH_VIA;
+		case 'f': return SIPH_FROM;
+		case 't': return SIPH_TO;
+		case 'i': return SIPH_CALL_ID;
+		case 'c': return SIPH_CONTENT_TYPE;
+		case 'l': return SIPH_CONTENT_LENGTH;
+		default: return SIPH_OTHER;
+		}
+	}
+	static const struct { const char *name; sip_hdr_id_t id; } names[] = {
+		{"via", SIPH_VIA}, {"from", SIPH_FROM}, {"to", SIPH_TO}, {"call-id", SIPH_CALL_ID},
+		{"cseq", SIPH_CSEQ}, {"content-type", SIPH_CONTENT_TYPE},
+		{"content-length", SIPH_CONTENT_LENGTH}, {"max-forwards", SIPH_MAX_FORWARDS},
+		{"route", SIPH_ROUTE}, {"proxy-authorization", SIPH_PROXY_AUTHORIZATION},
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (name_eq(name, n, names[i].name))
+			return names[i].id;
+	}
+	return SIPH_OTHER;
+}
+
+/* Room after the header bytes for the rewritten top Via: ";received="
+ * plus an IPv6 address and "=65535" for rport. */
+#define TOP_VIA_EXTRA 80
+
+/* Indexes the header lines of data[0..body_off) into one allocation (the
+ * index, room for the top Via, then a copy of the header bytes with each value
+ * NUL-terminated).  Leaves msg->hdrs NULL -- the old paths --
+ * for folded lines, control bytes or a line without a colon. */
+static void build_raw_index(sipmsg_t *msg, const char *data, size_t body_off)
+{
+	const char *nl = memchr(data, '\n', body_off);
+	if (!nl)
+		return;
+	const char *start = nl + 1, *end = data + body_off;
+	size_t n = 0;
+	for (const char *q = start; q < end;) {
+		if (*q == ' ' || *q == '\t')
+			return; /* folding */
+		const char *e = memchr(q, '\n', (size_t)(end - q));
+		if (!e)
+			return;
+		size_t ll = (size_t)(e - q);
+		if (ll && q[ll - 1] == '\r')
+			ll--;
+		if (ll == 0)
+			break;
+		for (size_t k = 0; k < ll; k++) {
+			unsigned char c = (unsigned char)q[k];
+			if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return;
+		}
+		n++;
+		q = e + 1;
+	}
+	size_t bytes = (size_t)(end - start);
+	char *arena = malloc(n * sizeof(sip_raw_hdr_t) + bytes + TOP_VIA_EXTRA + bytes + 1);
+	if (!arena)
+		return;
+	sip_raw_hdr_t *hdrs = (sip_raw_hdr_t *)arena;
+	char *copy = arena + n * sizeof(sip_raw_hdr_t) + bytes + TOP_VIA_EXTRA;
+	memcpy(copy, start, bytes);
+	copy[bytes] = '\0';
+	char *q = copy;
+	for (size_t i = 0; i < n; i++) {
+		char *e = strchr(q, '\n'); /* present: counted above */
+		char *le = e;
+		if (le > q && le[-1] == '\r')
+			le--;
+		char *colon = memchr(q, ':', (size_t)(le - q));
+		if (!colon) {
+			free(arena);
+			return;
+		}
+		size_t name_len = (size_t)(colon - q);
+		while (name_len && (q[name_len - 1] == ' ' || q[name_len - 1] == '\t'))
+			name_len--;
+		char *v = colon + 1;
+		while (v < le && (*v == ' ' || *v == '\t'))
+			v++;
+		char *ve = le;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		*ve = '\0';
+		hdrs[i] = (sip_raw_hdr_t){.name = q, .name_len = name_len, .value = v,
+					  .value_len = (size_t)(ve - v), .id = hdr_id(q, name_len)};
+		q = e + 1;
+	}
+	msg->arena = arena;
+	msg->hdrs = hdrs;
+	msg->nhdrs = n;
+}
+
+const char *sipmsg_raw_value(const sipmsg_t *req, sip_hdr_id_t id)
+{
+	for (size_t i = 0; i < req->nhdrs; i++) {
+		if (req->hdrs[i].id == id)
+			return req->hdrs[i].value;
+	}
+	return NULL;
+}
+
+/* Writes the top Via value with received/rport into the room after the
+ * header copy: the raw top value (up to the first comma) with the rport
+ * value set and ";received=IP" appended -- what libosip2 would write for
+ * the fixed Via, without re-serialising the rest.  A received parameter
+ * already there or a quoted string leaves it to libosip2 (top_via NULL). */
+static void build_top_via(sipmsg_t *msg, const char *ip, const char *rport_value, bool received)
+{
+	const sip_raw_hdr_t *h = NULL;
+	for (size_t i = 0; i < msg->nhdrs && !h; i++) {
+		if (msg->hdrs[i].id == SIPH_VIA)
+			h = &msg->hdrs[i];
+	}
+	if (!h)
+		return;
+	const char *v = h->value;
+	size_t top = 0;
+	while (top < h->value_len && v[top] != ',') {
+		if (v[top] == '"')
+			return;
+		top++;
+	}
+	size_t tl = top;
+	while (tl && (v[tl - 1] == ' ' || v[tl - 1] == '\t'))
+		tl--;
+	size_t i = 0, rport_name_end = 0, rport_end = 0;
+	bool have_rport = false;
+	while (i < tl && v[i] != ';')
+		i++;
+	while (i < tl) {
+		size_t ns = i + 1, j = i + 1;
+		while (j < tl && v[j] != ';')
+			j++;
+		while (ns < j && (v[ns] == ' ' || v[ns] == '\t'))
+			ns++;
+		size_t ne = ns;
+		while (ne < j && v[ne] != '=' && v[ne] != ' ' && v[ne] != '\t')
+			ne++;
+		if (ne - ns == 8 && strncasecmp(v + ns, "received", 8) == 0)
+			return;
+		if (ne - ns == 5 && strncasecmp(v + ns, "rport", 5) == 0) {
+			if (have_rport)
+				return;
+			have_rport = true;
+			rport_name_end = ne;
+			rport_end = j;
+		}
+		i = j;
+	}
+	if (have_rport != (rport_value != NULL))
+		return; /* libosip2 read it differently: its view wins */
+	size_t iplen = strlen(ip), rplen = rport_value ? strlen(rport_value) : 0;
+	if (iplen + rplen + 12 > TOP_VIA_EXTRA)
+		return;
+	/* The room after the index holds the size of the whole header block
+	 * plus TOP_VIA_EXTRA, so any top Via fits. */
+	char *out = msg->arena + msg->nhdrs * sizeof(sip_raw_hdr_t);
+	char *p = out;
+	if (have_rport) {
+		memcpy(p, v, rport_name_end);
+		p += rport_name_end;
+		*p++ = '=';
+		memcpy(p, rport_value, rplen);
+		p += rplen;
+		memcpy(p, v + rport_end, tl - rport_end);
+		p += tl - rport_end;
+	} else {
+		memcpy(p, v, tl);
+		p += tl;
+	}
+	if (received) {
+		memcpy(p, ";received=", 10);
+		p += 10;
+		memcpy(p, ip, iplen);
+		p += iplen;
+	}
+	*p = '\0';
+	msg->top_via = out;
+	msg->via_rest = v + top;
+}
+
+int sipmsg_append_vias(const sipmsg_t *req, buf_t *out)
+{
+	if (req->hdrs && req->top_via) {
+		bool first = true;
+		for (size_t i = 0; i < req->nhdrs; i++) {
+			const sip_raw_hdr_t *h = &req->hdrs[i];
+			if (h->id != SIPH_VIA)
+				continue;
+			buf_put_lit(out, "Via: ");
+			if (first) {
+				buf_puts(out, req->top_via);
+				buf_puts(out, req->via_rest);
+				first = false;
+			} else {
+				buf_append(out, h->value, h->value_len);
+			}
+			buf_put_lit(out, "\r\n");
+		}
+		return out->err;
+	}
+	osip_list_iterator_t it;
+	for (osip_via_t *v = osip_list_get_first(&req->m->vias, &it); v; v = osip_list_get_next(&it)) {
+		char *s = NULL;
+		if (osip_via_to_str(v, &s) != 0 || !s) {
+			out->err = out->err ? out->err : -ENOMEM;
+			return out->err;
+		}
+		buf_put_lit(out, "Via: ");
+		buf_puts(out, s);
+		buf_put_lit(out, "\r\n");
+		osip_free(s);
+	}
+	return out->err;
+}
+
 /* Records the address the request really came from in the top Via
  * (RFC 3261 §18.2.1, RFC 3581 §4): received= when the sent-by host is not
  * the source address, rport=<port> when the client asked for it. */
@@ -173,12 +402,14 @@ static void fix_top_via(sipmsg_t *msg)
 			osip_via_set_received(via, osip_strdup(ip));
 		}
 	}
+	char pbuf[8];
 	if (rport) {
-		char pbuf[8];
 		snprintf(pbuf, sizeof pbuf, "%u", port);
 		osip_free(rport->gvalue);
 		rport->gvalue = osip_strdup(pbuf);
 	}
+	if (msg->hdrs && !rec)
+		build_top_via(msg, ip, rport ? pbuf : NULL, need_received);
 }
 
 int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
@@ -304,9 +535,16 @@ int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 		}
 	}
 	if (msg->is_request) {
+		build_raw_index(msg, data, body_off);
 		fix_top_via(msg);
-		msg->from_raw = raw_header_value(data, body_off, "from", 'f');
-		msg->to_raw = raw_header_value(data, body_off, "to", 't');
+		if (msg->hdrs) {
+			msg->from_raw = (char *)sipmsg_raw_value(msg, SIPH_FROM);
+			msg->to_raw = (char *)sipmsg_raw_value(msg, SIPH_TO);
+			msg->raw_in_arena = true;
+		} else {
+			msg->from_raw = raw_header_value(data, body_off, "from", 'f');
+			msg->to_raw = raw_header_value(data, body_off, "to", 't');
+		}
 	}
 	*out = msg;
 	return 0;
@@ -498,8 +736,11 @@ void sipmsg_free(sipmsg_t *msg)
 		return;
 	if (msg->m)
 		osip_message_free(msg->m);
-	free(msg->from_raw);
-	free(msg->to_raw);
+	if (!msg->raw_in_arena) {
+		free(msg->from_raw);
+		free(msg->to_raw);
+	}
+	free(msg->arena);
 	free(msg);
 }
 
@@ -658,10 +899,14 @@ static void append_header_from(buf_t *out, const char *name, const osip_from_t *
 			       const char *add_tag)
 {
 	if (raw) {
-		buf_printf(out, "%s: %s", name, raw);
-		if (add_tag)
-			buf_printf(out, ";tag=%s", add_tag);
-		buf_puts(out, "\r\n");
+		buf_puts(out, name);
+		buf_put_lit(out, ": ");
+		buf_puts(out, raw);
+		if (add_tag) {
+			buf_put_lit(out, ";tag=");
+			buf_puts(out, add_tag);
+		}
+		buf_put_lit(out, "\r\n");
 		return;
 	}
 	char *s = NULL;
@@ -683,26 +928,27 @@ int sipmsg_build_response(const sipmsg_t *req, int code, const char *reason,
 	osip_message_t *m = req->m;
 	if (!reason)
 		reason = sip_reason_phrase(code);
-	buf_printf(out, "SIP/2.0 %d %s\r\n", code, reason);
+	/* Appends, not printf: every answer is built here. */
+	buf_reserve(out, 512);
+	buf_put_lit(out, "SIP/2.0 ");
+	buf_put_uint(out, (unsigned)code);
+	buf_put_lit(out, " ");
+	buf_puts(out, reason);
+	buf_put_lit(out, "\r\n");
 	/* Every Via in order (RFC 3261 §8.2.6.2). */
-	for (int i = 0;; i++) {
-		osip_via_t *v = osip_list_get(&m->vias, i);
-		if (!v)
-			break;
-		char *s = NULL;
-		if (osip_via_to_str(v, &s) != 0 || !s) {
-			out->err = -ENOMEM;
-			return out->err;
-		}
-		buf_printf(out, "Via: %s\r\n", s);
-		osip_free(s);
-	}
+	if (sipmsg_append_vias(req, out) != 0)
+		return out->err;
 	append_header_from(out, "From", m->from, req->from_raw, NULL);
 	const char *existing = sipmsg_to_tag(req);
 	/* A 100 Trying never carries a To tag (RFC 3261 §8.2.6.2). */
 	append_header_from(out, "To", m->to, req->to_raw, (!existing && code > 100) ? to_tag : NULL);
-	buf_printf(out, "Call-ID: %s\r\n", sipmsg_call_id(req));
-	buf_printf(out, "CSeq: %s %s\r\n", m->cseq->number, m->cseq->method);
+	buf_put_lit(out, "Call-ID: ");
+	buf_puts(out, sipmsg_call_id(req));
+	buf_put_lit(out, "\r\nCSeq: ");
+	buf_puts(out, m->cseq->number);
+	buf_put_lit(out, " ");
+	buf_puts(out, m->cseq->method);
+	buf_put_lit(out, "\r\n");
 	if (code == 100) {
 		const char *ts = sipmsg_header(req, "timestamp", NULL);
 		if (ts)
@@ -712,8 +958,11 @@ int sipmsg_build_response(const sipmsg_t *req, int code, const char *reason,
 	if (extra)
 		buf_puts(out, extra);
 	if (body && bodylen) {
-		buf_printf(out, "Content-Type: %s\r\n", ctype ? ctype : "text/plain");
-		buf_printf(out, "Content-Length: %zu\r\n\r\n", bodylen);
+		buf_put_lit(out, "Content-Type: ");
+		buf_puts(out, ctype ? ctype : "text/plain");
+		buf_put_lit(out, "\r\nContent-Length: ");
+		buf_put_uint(out, bodylen);
+		buf_put_lit(out, "\r\n\r\n");
 		buf_append(out, body, bodylen);
 	} else {
 		buf_puts(out, "Content-Length: 0\r\n\r\n");
