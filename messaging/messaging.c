@@ -514,10 +514,14 @@ static void store_enqueue(txn_t *t, const char *aor, bool known)
 	it->user = at ? strndup(aor + 4, (size_t)(at - aor - 4)) : NULL;
 	it->domain = at ? strdup(at + 1) : NULL;
 	it->known = known;
-	it->sender = from_str(m->from);
-	it->to = from_str(m->to);
+	/* From, To and Content-Type as received when the request has its raw
+	 * lines: delivery later sends exactly what the sender wrote. */
+	bool raw = req->hdrs && req->from_raw && req->to_raw;
+	it->sender = raw ? strdup(req->from_raw) : from_str(m->from);
+	it->to = raw ? strdup(req->to_raw) : from_str(m->to);
 	it->call_id = strdup(sipmsg_call_id(req));
-	it->ctype = ctype_str(m);
+	const char *ct = raw && m->content_type ? sipmsg_raw_value(req, SIPH_CONTENT_TYPE) : NULL;
+	it->ctype = ct ? strdup(ct) : ctype_str(m);
 	char *owned;
 	size_t blen;
 	const char *body = body_of(m, &blen, &owned);

@@ -25,22 +25,46 @@ int sipmsg_global_init(void)
 static int scan_headers(const char *data, size_t len, size_t *nheaders, size_t *body_off)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (data[i] != '\n')
-			continue;
+	const char *p = data, *end = data + len;
+	/* memchr, not a byte loop: this runs over every message. */
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		p++;
 		/* An empty line ends the header block. */
-		if (i + 1 < len && (data[i + 1] == '\n' ||
-				    (data[i + 1] == '\r' && i + 2 < len && data[i + 2] == '\n'))) {
-			*body_off = data[i + 1] == '\n' ? i + 2 : i + 3;
+		if (p < end && (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n'))) {
+			*body_off = (size_t)(p - data) + (*p == '\n' ? 1 : 2);
 			*nheaders = n;
 			return 0;
 		}
-		if (i + 1 < len && data[i + 1] != ' ' && data[i + 1] != '\t')
+		if (p < end && *p != ' ' && *p != '\t')
 			n++;
 	}
 	*nheaders = n;
 	*body_off = len;
 	return 0;
+}
+
+/* Whether data[0..len) holds a control byte other than HT (CR and LF
+ * included: callers pass one line without its end). */
+static bool has_ctl(const char *data, size_t len)
+{
+	unsigned char acc = 0;
+	for (size_t k = 0; k < len; k++) {
+		unsigned char c = (unsigned char)data[k];
+		acc |= (unsigned char)((c < 0x20 && c != '\t') | (c == 0x7f));
+	}
+	return acc != 0;
+}
+
+/* Whether "%00" occurs in data[0..len). */
+static bool has_escaped_nul(const char *data, size_t len)
+{
+	const char *p = data, *end = data + len;
+	while ((p = memchr(p, '%', (size_t)(end - p))) != NULL) {
+		if (end - p >= 3 && p[1] == '0' && p[2] == '0')
+			return true;
+		p++;
+	}
+	return false;
 }
 
 /* The value of the first header named name (or its compact form) in the
@@ -209,11 +233,8 @@ static void build_raw_index(sipmsg_t *msg, const char *data, size_t body_off)
 			ll--;
 		if (ll == 0)
 			break;
-		for (size_t k = 0; k < ll; k++) {
-			unsigned char c = (unsigned char)q[k];
-			if ((c < 0x20 && c != '\t') || c == 0x7f)
-				return;
-		}
+		if (has_ctl(q, ll))
+			return;
 		n++;
 		q = e + 1;
 	}
@@ -429,11 +450,9 @@ int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 	/* libosip2 unescapes URIs into C strings, so "%00" would cut a user
 	 * part short and "sip:alice%00x@d" would become alice's AOR (RFC 4475
 	 * §3.1.1.6 warns about exactly this).  Such URIs are refused. */
-	for (size_t i = 0; i + 2 < body_off; i++) {
-		if (data[i] == '%' && data[i + 1] == '0' && data[i + 2] == '0') {
-			snprintf(why, whylen, "Escaped NUL In Message");
-			return 400;
-		}
+	if (has_escaped_nul(data, body_off)) {
+		snprintf(why, whylen, "Escaped NUL In Message");
+		return 400;
 	}
 
 	sipmsg_t *msg = calloc(1, sizeof *msg);
@@ -647,18 +666,17 @@ int sipmsg_scan_response(const char *data, size_t len, const sip_limits_t *lim,
 		if (data[i] == ' ' || data[i] == '\t')
 			return -EINVAL; /* folding: leave it to the full parser */
 		size_t start = i;
-		while (i < len && data[i] != '\r') {
-			unsigned char c = (unsigned char)data[i];
-			/* Control bytes and %00 (see sipmsg_parse) go the full way. */
-			if ((c < 0x20 && c != '\t') || c == 0x7f ||
-			    (c == '%' && i + 2 < len && data[i + 1] == '0' && data[i + 2] == '0'))
-				return -EINVAL;
-			i++;
-		}
+		const char *cr = memchr(data + i, '\r', len - i);
+		if (!cr)
+			return -EINVAL;
+		i = (size_t)(cr - data);
 		if (i + 1 >= len || data[i + 1] != '\n')
 			return -EINVAL;
 		const char *line = data + start;
 		size_t n = i - start;
+		/* Control bytes and %00 (see sipmsg_parse) go the full way. */
+		if (has_ctl(line, n) || has_escaped_nul(line, n))
+			return -EINVAL;
 		i += 2;
 		if (lim && lim->max_headers && ++nheaders > lim->max_headers)
 			return -EINVAL;
