@@ -794,7 +794,10 @@ static fork_t *fork_new(const char *aor)
 	if (!f)
 		return NULL;
 	f->refs = 1; /* undecided */
-	snprintf(f->aor, sizeof f->aor, "%s", aor);
+	size_t n = strlen(aor);
+	if (n >= sizeof f->aor)
+		n = sizeof f->aor - 1;
+	memcpy(f->aor, aor, n); /* calloc'd: NUL-terminated */
 	return f;
 }
 
@@ -1268,14 +1271,18 @@ void msg_handle_message(txn_t *t, sipmsg_t *req)
 		txn_reply(t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
 		return;
 	}
-	int n = snprintf(c->aor, sizeof c->aor, "sip:%s@%s", ruri->username, domain);
-	if (n < 0 || (size_t)n >= sizeof c->aor) {
+	/* memcpy, not snprintf: this runs for every MESSAGE. */
+	size_t ul = strlen(ruri->username), dl = strlen(domain);
+	if (4 + ul + 1 + dl + 1 > sizeof c->aor) {
 		free(c);
 		txn_reply(t, 414, NULL, NULL, NULL, NULL, 0);
 		return;
 	}
-	for (char *p = strchr(c->aor, '@'); p && *p; p++)
-		*p = (char)tolower((unsigned char)*p);
+	memcpy(c->aor, "sip:", 4);
+	memcpy(c->aor + 4, ruri->username, ul);
+	c->aor[4 + ul] = '@';
+	for (size_t i = 0; i <= dl; i++)
+		c->aor[5 + ul + i] = (char)tolower((unsigned char)domain[i]);
 	c->t = t;
 	txn_ref(t);
 	/* Local senders prove who they are (407, RFC 3428 §8 and §11);
@@ -1286,9 +1293,10 @@ void msg_handle_message(txn_t *t, sipmsg_t *req)
 		return;
 	}
 	char realm[256], user[AUTH_USER_MAX];
-	snprintf(realm, sizeof realm, "%s", fhost);
-	for (char *p = realm; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
+	size_t i = 0;
+	for (; fhost[i] && i + 1 < sizeof realm; i++)
+		realm[i] = (char)tolower((unsigned char)fhost[i]);
+	realm[i] = '\0';
 	authn_result_t r = authn_check(t, realm, true, user, sizeof user, auth_done, c);
 	if (r == AUTHN_OK)
 		auth_done(c, AUTHN_OK, user);

@@ -176,11 +176,6 @@ static bool scheme_ok(const osip_uri_t *u)
 
 /* --- the raw header index ----------------------------------------------- */
 
-static bool name_eq(const char *name, size_t n, const char *full)
-{
-	return strlen(full) == n && strncasecmp(name, full, n) == 0;
-}
-
 static sip_hdr_id_t hdr_id(const char *name, size_t n)
 {
 	if (n == 1) {
@@ -194,14 +189,17 @@ static sip_hdr_id_t hdr_id(const char *name, size_t n)
 		default: return SIPH_OTHER;
 		}
 	}
-	static const struct { const char *name; sip_hdr_id_t id; } names[] = {
-		{"via", SIPH_VIA}, {"from", SIPH_FROM}, {"to", SIPH_TO}, {"call-id", SIPH_CALL_ID},
-		{"cseq", SIPH_CSEQ}, {"content-type", SIPH_CONTENT_TYPE},
-		{"content-length", SIPH_CONTENT_LENGTH}, {"max-forwards", SIPH_MAX_FORWARDS},
-		{"route", SIPH_ROUTE}, {"proxy-authorization", SIPH_PROXY_AUTHORIZATION},
+#define NAME(s) s, sizeof(s) - 1
+	static const struct { const char *name; size_t len; sip_hdr_id_t id; } names[] = {
+		{NAME("via"), SIPH_VIA}, {NAME("from"), SIPH_FROM}, {NAME("to"), SIPH_TO},
+		{NAME("call-id"), SIPH_CALL_ID}, {NAME("cseq"), SIPH_CSEQ},
+		{NAME("content-type"), SIPH_CONTENT_TYPE}, {NAME("content-length"), SIPH_CONTENT_LENGTH},
+		{NAME("max-forwards"), SIPH_MAX_FORWARDS}, {NAME("route"), SIPH_ROUTE},
+		{NAME("proxy-authorization"), SIPH_PROXY_AUTHORIZATION},
 	};
+#undef NAME
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		if (name_eq(name, n, names[i].name))
+		if (names[i].len == n && strncasecmp(name, names[i].name, n) == 0)
 			return names[i].id;
 	}
 	return SIPH_OTHER;
@@ -425,7 +423,15 @@ static void fix_top_via(sipmsg_t *msg)
 	}
 	char pbuf[8];
 	if (rport) {
-		snprintf(pbuf, sizeof pbuf, "%u", port);
+		/* Decimal by hand: snprintf costs more than the rest of this. */
+		char *e = pbuf + sizeof pbuf - 1;
+		*e = '\0';
+		unsigned v = port;
+		do {
+			*--e = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		memmove(pbuf, e, (size_t)(pbuf + sizeof pbuf - e));
 		osip_free(rport->gvalue);
 		rport->gvalue = osip_strdup(pbuf);
 	}

@@ -335,7 +335,15 @@ static char *server_key(const sipmsg_t *msg, const char *method)
 	buf_t b;
 	buf_init(&b, 0);
 	if (msg->branch && strncmp(msg->branch, "z9hG4bK", 7) == 0) {
-		buf_printf(&b, "s|%s|%s:%s|%s", msg->branch, v->host, port, method);
+		/* Appends, not printf: every request builds its key. */
+		buf_put_lit(&b, "s|");
+		buf_puts(&b, msg->branch);
+		buf_put_lit(&b, "|");
+		buf_puts(&b, v->host);
+		buf_put_lit(&b, ":");
+		buf_puts(&b, port);
+		buf_put_lit(&b, "|");
+		buf_puts(&b, method);
 	} else {
 		const char *ft = sipmsg_from_tag(msg);
 		buf_printf(&b, "o|%s|%u|%s|%s:%s|%s|%s", sipmsg_call_id(msg), msg->cseq, ft ? ft : "",
@@ -516,11 +524,35 @@ int txn_reply_raw(txn_t *t, int code, const char *bytes, size_t len)
 
 /* --- client side -------------------------------------------------------- */
 
+/* "c|BRANCH|METHOD": the key of a client transaction (§17.1.3). */
+static int client_key(char *key, size_t size, const char *branch, size_t blen, const char *method,
+		      size_t mlen)
+{
+	if (blen + mlen + 4 > size)
+		return -ENOSPC;
+	char *p = key;
+	*p++ = 'c';
+	*p++ = '|';
+	memcpy(p, branch, blen);
+	p += blen;
+	*p++ = '|';
+	memcpy(p, method, mlen);
+	p[mlen] = '\0';
+	return 0;
+}
+
 void txn_new_branch(char *out, size_t outlen)
 {
 	char tok[25];
 	sip_random_token(tok, sizeof tok);
-	snprintf(out, outlen, "z9hG4bK%s", tok);
+	char full[7 + sizeof tok];
+	memcpy(full, "z9hG4bK", 7);
+	memcpy(full + 7, tok, sizeof tok);
+	if (!outlen)
+		return;
+	size_t n = outlen - 1 < sizeof full - 1 ? outlen - 1 : sizeof full - 1;
+	memcpy(out, full, n);
+	out[n] = '\0';
 }
 
 int txn_client_start(const tp_peer_t *dst, const char *branch, const char *method,
@@ -548,8 +580,7 @@ int txn_client_start_flags(const tp_peer_t *dst, const char *branch, const char 
 			return -EINVAL;
 	}
 	char key[512];
-	int n = snprintf(key, sizeof key, "c|%s|%s", branch, method);
-	if (n < 0 || (size_t)n >= sizeof key)
+	if (client_key(key, sizeof key, branch, strlen(branch), method, strlen(method)) != 0)
 		return -ENOSPC;
 	txn_t *t = find(key) ? NULL : calloc(1, sizeof *t);
 	if (!t) {
@@ -690,8 +721,7 @@ static void client_deliver(txn_t *t, const sipmsg_t *resp)
 static txn_t *client_find(const char *branch, size_t blen, const char *method, size_t mlen)
 {
 	char key[512];
-	int n = snprintf(key, sizeof key, "c|%.*s|%.*s", (int)blen, branch, (int)mlen, method);
-	if (n < 0 || (size_t)n >= sizeof key)
+	if (client_key(key, sizeof key, branch, blen, method, mlen) != 0)
 		return NULL;
 	return find(key);
 }
