@@ -953,7 +953,6 @@ int sipmsg_build_response(const sipmsg_t *req, int code, const char *reason,
 	if (!reason)
 		reason = sip_reason_phrase(code);
 	/* Appends, not printf: every answer is built here. */
-	buf_reserve(out, 512);
 	buf_put_lit(out, "SIP/2.0 ");
 	buf_put_uint(out, (unsigned)code);
 	buf_put_lit(out, " ");

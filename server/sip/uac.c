@@ -204,13 +204,15 @@ int uac_send(const uac_request_t *r, const tp_peer_t *dst, txn_response_cb cb, v
 {
 	char branch[48];
 	txn_new_branch(branch, sizeof branch);
-	buf_t b;
-	buf_init(&b, 0);
+	/* One reused buffer: the transaction keeps its own exact copy. */
+	static buf_t b;
+	buf_reset(&b);
 	int err = uac_build(r, dst, branch, &b);
 	if (!err)
 		err = txn_client_start_flags(dst, branch, r->method, b.data, b.len, cb, arg,
 					     r->light_response ? TXN_LIGHT_RESPONSE : 0);
-	buf_free(&b);
+	if (b.err || b.cap > 256 * 1024)
+		buf_free(&b); /* after a failure or a huge body: start afresh */
 	return err;
 }
 
