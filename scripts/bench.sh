@@ -157,6 +157,17 @@ start_server() { # AUTH
 	sd_die "simpled not ready within 30 s (log: $log)"
 }
 
+# CPU time the server has used so far (user + system), in ms: per MESSAGE
+# it tells whether the server or the load generator limits a run.
+server_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0
+}
+CPU_NOTES=()
+cpu_note() { # WHAT CPU_MS_BEFORE COUNT
+	local used=$(($(server_cpu_ms) - $2))
+	CPU_NOTES+=("$(printf ' server CPU for %s: %d ms, %d us per MESSAGE' "$1" "$used" "$((used * 1000 / ($3 > 0 ? $3 : 1)))")")
+}
+
 # The server's peak resident set, in MiB.
 peak_rss() {
 	awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "?"
@@ -299,12 +310,17 @@ bench_message() {
 	uport="$(free_port)"
 	register_from "$uport" bench0 || sd_die "registering the UAS failed"
 	uas_start "$uport" message-uas
+	local cpu0
+	cpu0="$(server_cpu_ms)"
 	read -r ok failed secs rate p50 p99 < <(run_sipp message-relay "$scen" "$calls" 100000 "$conc" -s bench0)
+	cpu_note relay "$cpu0" "$ok"
 	uas_stop
 	row "MESSAGE relayed (200), saturated" "$rate" "$ok" "$failed" "$p50" "$p99" "$(peak_rss)"
 
 	sd_log "MESSAGE stored for an offline user: $calls calls, $conc in flight"
+	cpu0="$(server_cpu_ms)"
 	read -r ok failed secs rate p50 p99 < <(run_sipp message-store "$scen" "$calls" 100000 "$conc" -s bench1)
+	cpu_note store "$cpu0" "$ok"
 	rows="$(q "SELECT count(*) FROM messages WHERE recipient = 'sip:bench1@$DOMAIN'" | tr -d ' ')"
 	sd_log "store run: $ok answered 202, $rows rows committed in PostgreSQL"
 	row "MESSAGE stored (202, durable)" "$rate" "$ok" "$failed" "$p50" "$p99" "$(peak_rss)"
@@ -340,6 +356,7 @@ bench_message() {
 		echo " the commit of its row ($rows rows found afterwards); delivery: REGISTER to the last"
 		echo " row deleted, one message in flight per user (strict order), python UA on CPU 0;"
 		echo " failed = not delivered."
+		printf '%s\n' "${CPU_NOTES[@]}"
 		echo " Logs in $OUT)"
 	} | tee "$OUT/results.txt"
 }

@@ -563,6 +563,20 @@ void txn_new_branch(char *out, size_t outlen)
 	out[n] = '\0';
 }
 
+void txn_new_light_branch(char *out, size_t outlen)
+{
+	char tok[22];
+	sip_random_token(tok, sizeof tok);
+	char full[sizeof TXN_LIGHT_BRANCH_MARK - 1 + sizeof tok];
+	memcpy(full, TXN_LIGHT_BRANCH_MARK, sizeof TXN_LIGHT_BRANCH_MARK - 1);
+	memcpy(full + sizeof TXN_LIGHT_BRANCH_MARK - 1, tok, sizeof tok);
+	if (!outlen)
+		return;
+	size_t n = outlen - 1 < sizeof full - 1 ? outlen - 1 : sizeof full - 1;
+	memcpy(out, full, n);
+	out[n] = '\0';
+}
+
 int txn_client_start(const tp_peer_t *dst, const char *branch, const char *method,
 		     const char *bytes, size_t len, txn_response_cb cb, void *arg)
 {
@@ -748,6 +762,10 @@ bool txn_client_match(const sipmsg_t *resp)
 bool txn_client_match_raw(const char *data, size_t len, const tp_peer_t *src,
 			  const sip_limits_t *lim)
 {
+	/* Only answers to light branches are worth a scan. */
+	static const char mark[] = "branch=" TXN_LIGHT_BRANCH_MARK;
+	if (!memmem(data, len, mark, sizeof mark - 1))
+		return false;
 	sip_resp_view_t v;
 	if (sipmsg_scan_response(data, len, lim, &v) != 0)
 		return false;

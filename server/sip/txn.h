@@ -115,6 +115,15 @@ int txn_client_start(const tp_peer_t *dst, const char *branch, const char *metho
  * answers cost a scan, not a libosip2 parse and free).  Not for INVITE
  * (-EINVAL): its ACK needs the parsed response. */
 #define TXN_LIGHT_RESPONSE 1u
+
+/* A branch for a TXN_LIGHT_RESPONSE transaction: the RFC 3261 cookie, a
+ * marker ("sdL") and random hex.  txn_client_match_raw looks for the
+ * marker before scanning, so the answers of every other transaction
+ * (INVITE, proxied requests) cost it one memmem and take the full path
+ * as before.  A light transaction with another branch still works; its
+ * answers are only parsed fully. */
+#define TXN_LIGHT_BRANCH_MARK "z9hG4bKsdL"
+void txn_new_light_branch(char *out, size_t outlen);
 int txn_client_start_flags(const tp_peer_t *dst, const char *branch, const char *method,
 			   const char *bytes, size_t len, txn_response_cb cb, void *arg,
 			   unsigned flags);

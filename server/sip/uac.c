@@ -203,7 +203,10 @@ int uac_build(const uac_request_t *r, const tp_peer_t *dst, const char *branch, 
 int uac_send(const uac_request_t *r, const tp_peer_t *dst, txn_response_cb cb, void *arg)
 {
 	char branch[48];
-	txn_new_branch(branch, sizeof branch);
+	if (r->light_response)
+		txn_new_light_branch(branch, sizeof branch);
+	else
+		txn_new_branch(branch, sizeof branch);
 	/* One reused buffer: the transaction keeps its own exact copy. */
 	static buf_t b;
 	buf_reset(&b);

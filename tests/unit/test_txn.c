@@ -314,16 +314,19 @@ static void test_client_answered(void **state)
 	assert_int_equal(st.client_live, 0);
 }
 
-/* A TXN_LIGHT_RESPONSE transaction gets its answer from the scan (no
- * libosip2 message), once, and absorbs the retransmitted 200 the same
- * way; an ordinary one gets the parsed response. */
+/* A TXN_LIGHT_RESPONSE transaction with a light branch gets its answer
+ * from the scan (no libosip2 message), once, and absorbs the
+ * retransmitted 200 the same way; with another branch, or an ordinary
+ * transaction, the parsed response. */
 static void test_client_light(void **state)
 {
 	(void)state;
 	client_answers = true;
 	final_callbacks = n_rx_requests = 0;
 	char branch[64];
-	txn_new_branch(branch, sizeof branch);
+	txn_new_light_branch(branch, sizeof branch);
+	assert_true(strncmp(branch, TXN_LIGHT_BRANCH_MARK, strlen(TXN_LIGHT_BRANCH_MARK)) == 0);
+	assert_true(strlen(branch) > strlen(TXN_LIGHT_BRANCH_MARK) + 16);
 	send_message_flags(branch, TXN_LIGHT_RESPONSE);
 	run_for(100);
 	assert_int_equal(final_callbacks, 1);
@@ -331,6 +334,15 @@ static void test_client_light(void **state)
 	assert_false(last_parsed);
 	assert_string_equal(last_reason, "OK");
 	assert_int_equal(n_rx_requests, 1);
+
+	/* Light without the marked branch: answered through the full parse. */
+	final_callbacks = n_rx_requests = 0;
+	txn_new_branch(branch, sizeof branch);
+	send_message_flags(branch, TXN_LIGHT_RESPONSE);
+	run_for(100);
+	assert_int_equal(final_callbacks, 1);
+	assert_int_equal(last_code, 200);
+	assert_true(last_parsed);
 
 	final_callbacks = n_rx_requests = 0;
 	txn_new_branch(branch, sizeof branch);
