@@ -764,7 +764,8 @@ static int send_notify(ev_sub_t *s)
 	char branch[48], host[96];
 	uint16_t port;
 	const char *tr;
-	txn_new_branch(branch, sizeof branch);
+	/* notify_done reads only the code: answers skip the full parse. */
+	txn_new_light_branch(branch, sizeof branch);
 	host_of_listener(&s->source, host, sizeof host, &port, &tr);
 	if (dst.proto != s->source.proto)
 		tr = dst.proto == TP_TCP ? "TCP" : "UDP";
@@ -816,7 +817,8 @@ static int send_notify(ev_sub_t *s)
 		c->s = s;
 		c->final = final;
 		sub_ref(s);
-		err = txn_client_start(&dst, branch, "NOTIFY", msg.data, msg.len, notify_done, c);
+		err = txn_client_start_flags(&dst, branch, "NOTIFY", msg.data, msg.len, notify_done, c,
+					     TXN_LIGHT_RESPONSE);
 		if (err) {
 			sub_unref(s);
 			free(c);
