@@ -594,42 +594,67 @@ static bool hname_is(const char *line, size_t n, const char *name, char compact)
 	return compact && n == 1 && (line[0] | 0x20) == compact;
 }
 
-/* The branch parameter of the Via value v[0..n) (the first via-parm
- * only: the caller stops at the first comma). */
+static bool is_token_char(unsigned char c)
+{
+	return isalnum(c) || strchr("-.!%*_+`'~", c) != NULL;
+}
+
+/* The branch parameter of the top Via value v[0..n) (up to the first
+ * comma).  Only the plain form is accepted -- "SIP/2.0/" transport, white
+ * space, a host of name, IPv4 or [IPv6] characters, an optional port,
+ * then ";name[=value]" parameters of token characters (":[]" in values,
+ * for received and maddr) without white space, the branch named in lower
+ * case -- so that the branch found here is the one libosip2 finds (the
+ * fuzzer checks that); anything else is -EINVAL and takes the full path. */
 static int via_branch(const char *v, size_t n, const char **branch, size_t *blen)
 {
 	size_t i = 0;
-	while (i < n && v[i] != ';')
+	if (n < 8 || strncasecmp(v, "SIP/2.0/", 8) != 0)
+		return -EINVAL;
+	i = 8;
+	size_t ts = i;
+	while (i < n && is_token_char((unsigned char)v[i]))
 		i++;
+	if (i == ts || i >= n || (v[i] != ' ' && v[i] != '\t'))
+		return -EINVAL;
+	while (i < n && (v[i] == ' ' || v[i] == '\t'))
+		i++;
+	size_t hs = i;
+	while (i < n && (isalnum((unsigned char)v[i]) || strchr(".-:[]", v[i])))
+		i++;
+	if (i == hs)
+		return -EINVAL;
+	while (i < n && (v[i] == ' ' || v[i] == '\t'))
+		i++;
+	bool found = false;
 	while (i < n) {
-		i++; /* past ';' */
-		while (i < n && (v[i] == ' ' || v[i] == '\t'))
-			i++;
+		if (v[i] != ';')
+			return -EINVAL;
+		i++;
 		size_t ns = i;
-		while (i < n && v[i] != '=' && v[i] != ';' && v[i] != ' ' && v[i] != '\t')
+		while (i < n && is_token_char((unsigned char)v[i]))
 			i++;
 		size_t ne = i;
-		while (i < n && (v[i] == ' ' || v[i] == '\t'))
-			i++;
+		if (ne == ns)
+			return -EINVAL;
+		size_t vs = i, ve = i;
 		if (i < n && v[i] == '=') {
-			i++;
-			while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			vs = ++i;
+			while (i < n && (is_token_char((unsigned char)v[i]) || strchr(":[]", v[i])))
 				i++;
-			size_t vs = i;
-			while (i < n && v[i] != ';' && v[i] != ' ' && v[i] != '\t')
-				i++;
-			if (ne - ns == 6 && strncasecmp(v + ns, "branch", 6) == 0) {
-				if (i == vs || i - vs > 256)
-					return -EINVAL;
-				*branch = v + vs;
-				*blen = i - vs;
-				return 0;
-			}
+			ve = i;
+			if (ve == vs)
+				return -EINVAL;
 		}
-		while (i < n && v[i] != ';')
-			i++;
+		if (ne - ns == 6 && strncasecmp(v + ns, "branch", 6) == 0) {
+			if (found || strncmp(v + ns, "branch", 6) != 0 || ve == vs || ve - vs > 256)
+				return -EINVAL;
+			found = true;
+			*branch = v + vs;
+			*blen = ve - vs;
+		}
 	}
-	return -EINVAL;
+	return found ? 0 : -EINVAL;
 }
 
 int sipmsg_scan_response(const char *data, size_t len, const sip_limits_t *lim,

@@ -9,6 +9,7 @@
  * top Via branch, CSeq number and method. */
 #include <arpa/inet.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,8 +55,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (v.status != m->status || !m->branch || strlen(m->branch) != v.branch_len ||
 			    memcmp(m->branch, v.branch, v.branch_len) != 0 || v.cseq != m->cseq ||
 			    strlen(m->method) != v.method_len ||
-			    memcmp(m->method, v.method, v.method_len) != 0)
+			    memcmp(m->method, v.method, v.method_len) != 0) {
+				fprintf(stderr, "scan/parse disagree: %d/%d branch '%.*s'/'%s' cseq %u/%u "
+					"method '%.*s'/'%s'\n", v.status, m->status, (int)v.branch_len,
+					v.branch, m->branch ? m->branch : "(none)", v.cseq, m->cseq,
+					(int)v.method_len, v.method, m->method);
 				abort();
+			}
 		}
 	}
 	buf_t b;
