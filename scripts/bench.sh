@@ -6,7 +6,9 @@
 # source), MESSAGE/s stored durably for an offline user (each 202 stands
 # for a committed row; checked against the table afterwards), and the
 # delivery rate of BENCH_MSG_DELIVER (1000) stored messages when their
-# recipient registers (REGISTER to the last row deleted).  Knobs:
+# recipient registers (REGISTER to the last row deleted); under the
+# table, the server's CPU time (user + system) per relayed and per stored
+# MESSAGE, which shows whether the server or the load limited the run.  Knobs:
 # BENCH_MSG_CALLS (100000), BENCH_MSG_CONCURRENCY (400); BENCH_BUILD and
 # BENCH_PG_DIR move the build and the cluster (any mode).
 #
