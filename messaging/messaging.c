@@ -154,6 +154,7 @@ static struct {
 	bool purge_inflight, purge_again;
 	struct { fork_t *head, *tail; } timeouts;
 	buf_t arr[12];
+	buf_t fwd_vias, fwd_extra; /* reused by every relay: no allocation per MESSAGE */
 	msg_stats_t stats;
 } M;
 
@@ -415,6 +416,28 @@ static int forwarded_headers(osip_message_t *m, buf_t *vias, buf_t *extra)
 	return vias->err ? vias->err : extra->err;
 }
 
+/* The same from the header lines as received (sipmsg_t.hdrs): each line
+ * copied, never re-serialised, so headers libosip2 files in lists of its
+ * own are forwarded too (§16.6 wants every header kept). */
+static int forwarded_headers_raw(const sipmsg_t *req, buf_t *vias, buf_t *extra)
+{
+	sipmsg_append_vias(req, vias);
+	for (size_t i = 0; i < req->nhdrs; i++) {
+		const sip_raw_hdr_t *h = &req->hdrs[i];
+		switch (h->id) {
+		case SIPH_OTHER:
+			buf_append(extra, h->name, h->name_len);
+			buf_put_lit(extra, ": ");
+			buf_append(extra, h->value, h->value_len);
+			buf_put_lit(extra, "\r\n");
+			break;
+		default:
+			break; /* ours to write (Via, Max-Forwards, Route...) or uac's */
+		}
+	}
+	return vias->err ? vias->err : extra->err;
+}
+
 /* --- fork timeouts ------------------------------------------------------ */
 
 static void timeouts_remove(fork_t *f)
@@ -491,10 +514,14 @@ static void store_enqueue(txn_t *t, const char *aor, bool known)
 	it->user = at ? strndup(aor + 4, (size_t)(at - aor - 4)) : NULL;
 	it->domain = at ? strdup(at + 1) : NULL;
 	it->known = known;
-	it->sender = from_str(m->from);
-	it->to = from_str(m->to);
+	/* From, To and Content-Type as received when the request has its raw
+	 * lines: delivery later sends exactly what the sender wrote. */
+	bool raw = req->hdrs && req->from_raw && req->to_raw;
+	it->sender = raw ? strdup(req->from_raw) : from_str(m->from);
+	it->to = raw ? strdup(req->to_raw) : from_str(m->to);
 	it->call_id = strdup(sipmsg_call_id(req));
-	it->ctype = ctype_str(m);
+	const char *ct = raw && m->content_type ? sipmsg_raw_value(req, SIPH_CONTENT_TYPE) : NULL;
+	it->ctype = ct ? strdup(ct) : ctype_str(m);
 	char *owned;
 	size_t blen;
 	const char *body = body_of(m, &blen, &owned);
@@ -719,14 +746,14 @@ static void on_branch(void *arg, const sipmsg_t *resp, int code, bool final)
 				deliver_result(f, true);
 			} else if (f->t && !M.closing) {
 				M.stats.relayed++;
-				txn_reply(f->t, code, resp ? resp->m->reason_phrase : NULL, NULL, NULL, NULL, 0);
+				txn_reply(f->t, code, resp && *resp->reason ? resp->reason : NULL, NULL, NULL, NULL, 0);
 			}
 			fork_unref(f); /* the undecided reference */
 		} else {
 			if (!retryable(code) && (!f->best_code || (code >= 600 && f->best_code < 600))) {
 				f->best_code = code;
 				snprintf(f->best_reason, sizeof f->best_reason, "%s",
-					 resp && resp->m->reason_phrase ? resp->m->reason_phrase : "");
+					 resp ? resp->reason : "");
 			}
 			if (!f->pending)
 				fork_failed(f);
@@ -767,23 +794,42 @@ static fork_t *fork_new(const char *aor)
 	if (!f)
 		return NULL;
 	f->refs = 1; /* undecided */
-	snprintf(f->aor, sizeof f->aor, "%s", aor);
+	size_t n = strlen(aor);
+	if (n >= sizeof f->aor)
+		n = sizeof f->aor - 1;
+	memcpy(f->aor, aor, n); /* calloc'd: NUL-terminated */
 	return f;
 }
 
-/* Forwards the MESSAGE of t to the bindings in a (proxy forward). */
+/* Forwards the MESSAGE of t to the bindings in a (proxy forward).  From
+ * the raw header lines when the request has them (the fast path), else
+ * from libosip2's re-serialisation. */
 static void relay(txn_t *t, const char *aor, const loc_aor_t *a, bool no_store)
 {
 	sipmsg_t *req = txn_request(t);
 	osip_message_t *m = req->m;
-	buf_t vias, extra;
-	buf_init(&vias, 0);
-	buf_init(&extra, 0);
-	char *from = from_str(m->from), *to = from_str(m->to), *ctype = ctype_str(m), *owned = NULL;
+	buf_t *vias = &M.fwd_vias, *extra = &M.fwd_extra;
+	buf_reset(vias);
+	buf_reset(extra);
+	bool raw = req->hdrs && req->from_raw && req->to_raw;
+	char *from_owned = NULL, *to_owned = NULL, *ctype_owned = NULL, *owned = NULL;
+	const char *from, *to, *ctype;
+	int err;
+	if (raw) {
+		from = req->from_raw;
+		to = req->to_raw;
+		ctype = m->content_type ? sipmsg_raw_value(req, SIPH_CONTENT_TYPE) : NULL;
+		err = forwarded_headers_raw(req, vias, extra);
+	} else {
+		from = from_owned = from_str(m->from);
+		to = to_owned = from_str(m->to);
+		ctype = ctype_owned = ctype_str(m);
+		err = forwarded_headers(m, vias, extra);
+	}
 	size_t blen;
 	const char *body = body_of(m, &blen, &owned);
 	fork_t *f = fork_new(aor);
-	if (!f || !from || !to || forwarded_headers(m, &vias, &extra) != 0) {
+	if (!f || !from || !to || err != 0) {
 		txn_reply(t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
 		free(f);
 		goto out;
@@ -801,12 +847,13 @@ static void relay(txn_t *t, const char *aor, const loc_aor_t *a, bool no_store)
 		.to = to,
 		.call_id = sipmsg_call_id(req),
 		.cseq = req->cseq,
-		.vias_below = buf_cstr(&vias),
+		.vias_below = buf_cstr(vias),
 		.max_forwards = mf > 0 ? (int)mf - 1 : 0,
-		.extra = buf_cstr(&extra),
+		.extra = buf_cstr(extra),
 		.ctype = ctype,
 		.body = body ? body : "",
 		.bodylen = blen,
+		.light_response = true,
 	};
 	if (!ctype)
 		r.body = NULL;
@@ -816,12 +863,10 @@ static void relay(txn_t *t, const char *aor, const loc_aor_t *a, bool no_store)
 	}
 	timeouts_push(f);
 out:
-	free(from);
-	free(to);
-	free(ctype);
+	free(from_owned);
+	free(to_owned);
+	free(ctype_owned);
 	free(owned);
-	buf_free(&vias);
-	buf_free(&extra);
 }
 
 /* Relaying to another domain (when allowed): one branch to the
@@ -935,6 +980,7 @@ static void send_row(mbox_t *b, srow_t *row, const loc_aor_t *a)
 		.ctype = row->ctype,
 		.body = row->ctype ? (const char *)row->body : NULL,
 		.bodylen = row->bodylen,
+		.light_response = true,
 	};
 	b->inflight++;
 	if (fork_start(f, a, &r) == 0) {
@@ -1225,14 +1271,18 @@ void msg_handle_message(txn_t *t, sipmsg_t *req)
 		txn_reply(t, 500, "Server Internal Error - Out Of Memory", NULL, NULL, NULL, 0);
 		return;
 	}
-	int n = snprintf(c->aor, sizeof c->aor, "sip:%s@%s", ruri->username, domain);
-	if (n < 0 || (size_t)n >= sizeof c->aor) {
+	/* memcpy, not snprintf: this runs for every MESSAGE. */
+	size_t ul = strlen(ruri->username), dl = strlen(domain);
+	if (4 + ul + 1 + dl + 1 > sizeof c->aor) {
 		free(c);
 		txn_reply(t, 414, NULL, NULL, NULL, NULL, 0);
 		return;
 	}
-	for (char *p = strchr(c->aor, '@'); p && *p; p++)
-		*p = (char)tolower((unsigned char)*p);
+	memcpy(c->aor, "sip:", 4);
+	memcpy(c->aor + 4, ruri->username, ul);
+	c->aor[4 + ul] = '@';
+	for (size_t i = 0; i <= dl; i++)
+		c->aor[5 + ul + i] = (char)tolower((unsigned char)domain[i]);
 	c->t = t;
 	txn_ref(t);
 	/* Local senders prove who they are (407, RFC 3428 §8 and §11);
@@ -1243,9 +1293,10 @@ void msg_handle_message(txn_t *t, sipmsg_t *req)
 		return;
 	}
 	char realm[256], user[AUTH_USER_MAX];
-	snprintf(realm, sizeof realm, "%s", fhost);
-	for (char *p = realm; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
+	size_t i = 0;
+	for (; fhost[i] && i + 1 < sizeof realm; i++)
+		realm[i] = (char)tolower((unsigned char)fhost[i]);
+	realm[i] = '\0';
 	authn_result_t r = authn_check(t, realm, true, user, sizeof user, auth_done, c);
 	if (r == AUTHN_OK)
 		auth_done(c, AUTHN_OK, user);
@@ -1380,4 +1431,6 @@ void msg_shutdown(void)
 	memset(&M.del_next, 0, sizeof M.del_next);
 	for (size_t i = 0; i < sizeof M.arr / sizeof M.arr[0]; i++)
 		buf_free(&M.arr[i]);
+	buf_free(&M.fwd_vias);
+	buf_free(&M.fwd_extra);
 }

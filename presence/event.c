@@ -937,7 +937,8 @@ static int send_notify(ev_sub_t *s)
 	char branch[48], host[96];
 	uint16_t port;
 	const char *tr;
-	txn_new_branch(branch, sizeof branch);
+	/* notify_done reads only the code: answers skip the full parse. */
+	txn_new_light_branch(branch, sizeof branch);
 	const tp_peer_t source = peer_unpack(&s->source);
 	host_of_listener(&source, host, sizeof host, &port, &tr);
 	if (dst.proto != source.proto)
@@ -992,7 +993,8 @@ static int send_notify(ev_sub_t *s)
 		c->s = s;
 		c->final = final;
 		sub_ref(s);
-		err = txn_client_start(&dst, branch, "NOTIFY", msg.data, msg.len, notify_done, c);
+		err = txn_client_start_flags(&dst, branch, "NOTIFY", msg.data, msg.len, notify_done, c,
+					     TXN_LIGHT_RESPONSE);
 		if (err) {
 			sub_unref(s);
 			free(c);

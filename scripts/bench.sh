@@ -11,7 +11,9 @@
 # source), MESSAGE/s stored durably for an offline user (each 202 stands
 # for a committed row; checked against the table afterwards), and the
 # delivery rate of BENCH_MSG_DELIVER (1000) stored messages when their
-# recipient registers (REGISTER to the last row deleted).  Knobs:
+# recipient registers (REGISTER to the last row deleted); under the
+# table, the server's CPU time (user + system) per relayed and per stored
+# MESSAGE, which shows whether the server or the load limited the run.  Knobs:
 # BENCH_MSG_CALLS (100000), BENCH_MSG_CONCURRENCY (400); BENCH_BUILD and
 # BENCH_PG_DIR move the build and the cluster (any mode).
 #
@@ -190,6 +192,17 @@ start_server() { # AUTH
 	sd_die "simpled not ready within 30 s (log: $log)"
 }
 
+# CPU time the server has used so far (user + system), in ms: per MESSAGE
+# it tells whether the server or the load generator limits a run.
+server_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0
+}
+CPU_NOTES=()
+cpu_note() { # WHAT CPU_MS_BEFORE COUNT
+	local used=$(($(server_cpu_ms) - $2))
+	CPU_NOTES+=("$(printf ' server CPU for %s: %d ms, %d us per MESSAGE' "$1" "$used" "$((used * 1000 / ($3 > 0 ? $3 : 1)))")")
+}
+
 # The server's peak resident set, in MiB.
 peak_rss() {
 	awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "?"
@@ -332,12 +345,17 @@ bench_message() {
 	uport="$(free_port)"
 	register_from "$uport" bench0 || sd_die "registering the UAS failed"
 	uas_start "$uport" message-uas
+	local cpu0
+	cpu0="$(server_cpu_ms)"
 	read -r ok failed secs rate p50 p99 < <(run_sipp message-relay "$scen" "$calls" 100000 "$conc" -s bench0)
+	cpu_note relay "$cpu0" "$ok"
 	uas_stop
 	row "MESSAGE relayed (200), saturated" "$rate" "$ok" "$failed" "$p50" "$p99" "$(peak_rss)"
 
 	sd_log "MESSAGE stored for an offline user: $calls calls, $conc in flight"
+	cpu0="$(server_cpu_ms)"
 	read -r ok failed secs rate p50 p99 < <(run_sipp message-store "$scen" "$calls" 100000 "$conc" -s bench1)
+	cpu_note store "$cpu0" "$ok"
 	rows="$(q "SELECT count(*) FROM messages WHERE recipient = 'sip:bench1@$DOMAIN'" | tr -d ' ')"
 	sd_log "store run: $ok answered 202, $rows rows committed in PostgreSQL"
 	row "MESSAGE stored (202, durable)" "$rate" "$ok" "$failed" "$p50" "$p99" "$(peak_rss)"
@@ -373,6 +391,7 @@ bench_message() {
 		echo " the commit of its row ($rows rows found afterwards); delivery: REGISTER to the last"
 		echo " row deleted, one message in flight per user (strict order), python UA on CPU 0;"
 		echo " failed = not delivered."
+		printf '%s\n' "${CPU_NOTES[@]}"
 		echo " Logs in $OUT)"
 	} | tee "$OUT/results.txt"
 }

@@ -104,8 +104,12 @@ static void on_message(void *arg, const tp_peer_t *from, char *data, size_t len)
 	sipmsg_t *msg = NULL;
 	char why[128] = "";
 	/* Requests only: responses answer our own NOTIFYs and MESSAGEs. */
-	if (!(len >= 8 && memcmp(data, "SIP/2.0 ", 8) == 0) &&
-	    !ratelimit_allow(&from->addr, uv_now(S.loop)))
+	bool response = len >= 8 && memcmp(data, "SIP/2.0 ", 8) == 0;
+	if (!response && !ratelimit_allow(&from->addr, uv_now(S.loop)))
+		return;
+	/* Answers to our relayed MESSAGEs are matched from their bytes (no
+	 * full parse); anything else falls through to the full path. */
+	if (response && txn_client_match_raw(data, len, from, &S.limits))
 		return;
 	int rc = sipmsg_parse(data, len, from, &S.limits, &msg, why, sizeof why);
 	if (rc != 0) {

@@ -66,6 +66,17 @@ int buf_append(buf_t *b, const void *data, size_t len)
 
 int buf_puts(buf_t *b, const char *s) { return buf_append(b, s, strlen(s)); }
 
+int buf_put_uint(buf_t *b, unsigned long long n)
+{
+	char tmp[24];
+	size_t i = sizeof tmp;
+	do {
+		tmp[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n);
+	return buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 int buf_printf(buf_t *b, const char *fmt, ...)
 {
 	if (b->err)

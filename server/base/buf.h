@@ -21,6 +21,10 @@ void buf_reset(buf_t *b);
 int buf_reserve(buf_t *b, size_t extra);
 int buf_append(buf_t *b, const void *data, size_t len);
 int buf_puts(buf_t *b, const char *s);
+/* Appends a string literal (its length known at compile time). */
+#define buf_put_lit(b, lit) buf_append((b), "" lit, sizeof(lit) - 1)
+/* Appends n in decimal (no printf: hot paths build every message). */
+int buf_put_uint(buf_t *b, unsigned long long n);
 int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Removes the first n bytes (used for stream reassembly). */
 void buf_consume(buf_t *b, size_t n);

@@ -25,22 +25,46 @@ int sipmsg_global_init(void)
 static int scan_headers(const char *data, size_t len, size_t *nheaders, size_t *body_off)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (data[i] != '\n')
-			continue;
+	const char *p = data, *end = data + len;
+	/* memchr, not a byte loop: this runs over every message. */
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		p++;
 		/* An empty line ends the header block. */
-		if (i + 1 < len && (data[i + 1] == '\n' ||
-				    (data[i + 1] == '\r' && i + 2 < len && data[i + 2] == '\n'))) {
-			*body_off = data[i + 1] == '\n' ? i + 2 : i + 3;
+		if (p < end && (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n'))) {
+			*body_off = (size_t)(p - data) + (*p == '\n' ? 1 : 2);
 			*nheaders = n;
 			return 0;
 		}
-		if (i + 1 < len && data[i + 1] != ' ' && data[i + 1] != '\t')
+		if (p < end && *p != ' ' && *p != '\t')
 			n++;
 	}
 	*nheaders = n;
 	*body_off = len;
 	return 0;
+}
+
+/* Whether data[0..len) holds a control byte other than HT (CR and LF
+ * included: callers pass one line without its end). */
+static bool has_ctl(const char *data, size_t len)
+{
+	unsigned char acc = 0;
+	for (size_t k = 0; k < len; k++) {
+		unsigned char c = (unsigned char)data[k];
+		acc |= (unsigned char)((c < 0x20 && c != '\t') | (c == 0x7f));
+	}
+	return acc != 0;
+}
+
+/* Whether "%00" occurs in data[0..len). */
+static bool has_escaped_nul(const char *data, size_t len)
+{
+	const char *p = data, *end = data + len;
+	while ((p = memchr(p, '%', (size_t)(end - p))) != NULL) {
+		if (end - p >= 3 && p[1] == '0' && p[2] == '0')
+			return true;
+		p++;
+	}
+	return false;
 }
 
 /* The value of the first header named name (or its compact form) in the
@@ -150,6 +174,230 @@ static bool scheme_ok(const osip_uri_t *u)
 		strcasecmp(u->scheme, "tel") == 0);
 }
 
+/* --- the raw header index ----------------------------------------------- */
+
+static sip_hdr_id_t hdr_id(const char *name, size_t n)
+{
+	if (n == 1) {
+		switch (name[0] | 0x20) {
+		case 'v': return SIPH_VIA;
+		case 'f': return SIPH_FROM;
+		case 't': return SIPH_TO;
+		case 'i': return SIPH_CALL_ID;
+		case 'c': return SIPH_CONTENT_TYPE;
+		case 'l': return SIPH_CONTENT_LENGTH;
+		default: return SIPH_OTHER;
+		}
+	}
+#define NAME(s) s, sizeof(s) - 1
+	static const struct { const char *name; size_t len; sip_hdr_id_t id; } names[] = {
+		{NAME("via"), SIPH_VIA}, {NAME("from"), SIPH_FROM}, {NAME("to"), SIPH_TO},
+		{NAME("call-id"), SIPH_CALL_ID}, {NAME("cseq"), SIPH_CSEQ},
+		{NAME("content-type"), SIPH_CONTENT_TYPE}, {NAME("content-length"), SIPH_CONTENT_LENGTH},
+		{NAME("max-forwards"), SIPH_MAX_FORWARDS}, {NAME("route"), SIPH_ROUTE},
+		{NAME("proxy-authorization"), SIPH_PROXY_AUTHORIZATION},
+	};
+#undef NAME
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (names[i].len == n && strncasecmp(name, names[i].name, n) == 0)
+			return names[i].id;
+	}
+	return SIPH_OTHER;
+}
+
+/* Room after the header bytes for the rewritten top Via: ";received="
+ * plus an IPv6 address and "=65535" for rport. */
+#define TOP_VIA_EXTRA 80
+
+/* Indexes the header lines of data[0..body_off) into one allocation (the
+ * index, room for the top Via, then a copy of the header bytes with each value
+ * NUL-terminated).  Leaves msg->hdrs NULL -- the old paths --
+ * for folded lines, control bytes or a line without a colon. */
+static void build_raw_index(sipmsg_t *msg, const char *data, size_t body_off)
+{
+	const char *nl = memchr(data, '\n', body_off);
+	if (!nl)
+		return;
+	const char *start = nl + 1, *end = data + body_off;
+	size_t n = 0;
+	for (const char *q = start; q < end;) {
+		if (*q == ' ' || *q == '\t')
+			return; /* folding */
+		const char *e = memchr(q, '\n', (size_t)(end - q));
+		if (!e)
+			return;
+		size_t ll = (size_t)(e - q);
+		if (ll && q[ll - 1] == '\r')
+			ll--;
+		if (ll == 0)
+			break;
+		if (has_ctl(q, ll))
+			return;
+		n++;
+		q = e + 1;
+	}
+	size_t bytes = (size_t)(end - start);
+	char *arena = malloc(n * sizeof(sip_raw_hdr_t) + bytes + TOP_VIA_EXTRA + bytes + 1);
+	if (!arena)
+		return;
+	sip_raw_hdr_t *hdrs = (sip_raw_hdr_t *)arena;
+	char *copy = arena + n * sizeof(sip_raw_hdr_t) + bytes + TOP_VIA_EXTRA;
+	memcpy(copy, start, bytes);
+	copy[bytes] = '\0';
+	char *q = copy;
+	for (size_t i = 0; i < n; i++) {
+		char *e = strchr(q, '\n'); /* present: counted above */
+		char *le = e;
+		if (le > q && le[-1] == '\r')
+			le--;
+		char *colon = memchr(q, ':', (size_t)(le - q));
+		if (!colon) {
+			free(arena);
+			return;
+		}
+		size_t name_len = (size_t)(colon - q);
+		while (name_len && (q[name_len - 1] == ' ' || q[name_len - 1] == '\t'))
+			name_len--;
+		char *v = colon + 1;
+		while (v < le && (*v == ' ' || *v == '\t'))
+			v++;
+		char *ve = le;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		*ve = '\0';
+		hdrs[i] = (sip_raw_hdr_t){.name = q, .name_len = name_len, .value = v,
+					  .value_len = (size_t)(ve - v), .id = hdr_id(q, name_len)};
+		q = e + 1;
+	}
+	msg->arena = arena;
+	msg->hdrs = hdrs;
+	msg->nhdrs = n;
+}
+
+const char *sipmsg_raw_value(const sipmsg_t *req, sip_hdr_id_t id)
+{
+	for (size_t i = 0; i < req->nhdrs; i++) {
+		if (req->hdrs[i].id == id)
+			return req->hdrs[i].value;
+	}
+	return NULL;
+}
+
+/* Writes the top Via value with received/rport into the room after the
+ * header copy: the raw top value (up to the first comma) with the rport
+ * value set and ";received=IP" appended -- what libosip2 would write for
+ * the fixed Via, without re-serialising the rest.  A received parameter
+ * already there or a quoted string leaves it to libosip2 (top_via NULL). */
+static void build_top_via(sipmsg_t *msg, const char *ip, const char *rport_value, bool received)
+{
+	const sip_raw_hdr_t *h = NULL;
+	for (size_t i = 0; i < msg->nhdrs && !h; i++) {
+		if (msg->hdrs[i].id == SIPH_VIA)
+			h = &msg->hdrs[i];
+	}
+	if (!h)
+		return;
+	const char *v = h->value;
+	size_t top = 0;
+	while (top < h->value_len && v[top] != ',') {
+		if (v[top] == '"')
+			return;
+		top++;
+	}
+	size_t tl = top;
+	while (tl && (v[tl - 1] == ' ' || v[tl - 1] == '\t'))
+		tl--;
+	size_t i = 0, rport_name_end = 0, rport_end = 0;
+	bool have_rport = false;
+	while (i < tl && v[i] != ';')
+		i++;
+	while (i < tl) {
+		size_t ns = i + 1, j = i + 1;
+		while (j < tl && v[j] != ';')
+			j++;
+		while (ns < j && (v[ns] == ' ' || v[ns] == '\t'))
+			ns++;
+		size_t ne = ns;
+		while (ne < j && v[ne] != '=' && v[ne] != ' ' && v[ne] != '\t')
+			ne++;
+		if (ne - ns == 8 && strncasecmp(v + ns, "received", 8) == 0)
+			return;
+		if (ne - ns == 5 && strncasecmp(v + ns, "rport", 5) == 0) {
+			if (have_rport)
+				return;
+			have_rport = true;
+			rport_name_end = ne;
+			rport_end = j;
+		}
+		i = j;
+	}
+	if (have_rport != (rport_value != NULL))
+		return; /* libosip2 read it differently: its view wins */
+	size_t iplen = strlen(ip), rplen = rport_value ? strlen(rport_value) : 0;
+	if (iplen + rplen + 12 > TOP_VIA_EXTRA)
+		return;
+	/* The room after the index holds the size of the whole header block
+	 * plus TOP_VIA_EXTRA, so any top Via fits. */
+	char *out = msg->arena + msg->nhdrs * sizeof(sip_raw_hdr_t);
+	char *p = out;
+	if (have_rport) {
+		memcpy(p, v, rport_name_end);
+		p += rport_name_end;
+		*p++ = '=';
+		memcpy(p, rport_value, rplen);
+		p += rplen;
+		memcpy(p, v + rport_end, tl - rport_end);
+		p += tl - rport_end;
+	} else {
+		memcpy(p, v, tl);
+		p += tl;
+	}
+	if (received) {
+		memcpy(p, ";received=", 10);
+		p += 10;
+		memcpy(p, ip, iplen);
+		p += iplen;
+	}
+	*p = '\0';
+	msg->top_via = out;
+	msg->via_rest = v + top;
+}
+
+int sipmsg_append_vias(const sipmsg_t *req, buf_t *out)
+{
+	if (req->hdrs && req->top_via) {
+		bool first = true;
+		for (size_t i = 0; i < req->nhdrs; i++) {
+			const sip_raw_hdr_t *h = &req->hdrs[i];
+			if (h->id != SIPH_VIA)
+				continue;
+			buf_put_lit(out, "Via: ");
+			if (first) {
+				buf_puts(out, req->top_via);
+				buf_puts(out, req->via_rest);
+				first = false;
+			} else {
+				buf_append(out, h->value, h->value_len);
+			}
+			buf_put_lit(out, "\r\n");
+		}
+		return out->err;
+	}
+	osip_list_iterator_t it;
+	for (osip_via_t *v = osip_list_get_first(&req->m->vias, &it); v; v = osip_list_get_next(&it)) {
+		char *s = NULL;
+		if (osip_via_to_str(v, &s) != 0 || !s) {
+			out->err = out->err ? out->err : -ENOMEM;
+			return out->err;
+		}
+		buf_put_lit(out, "Via: ");
+		buf_puts(out, s);
+		buf_put_lit(out, "\r\n");
+		osip_free(s);
+	}
+	return out->err;
+}
+
 /* Records the address the request really came from in the top Via
  * (RFC 3261 §18.2.1, RFC 3581 §4): received= when the sent-by host is not
  * the source address, rport=<port> when the client asked for it. */
@@ -173,12 +421,22 @@ static void fix_top_via(sipmsg_t *msg)
 			osip_via_set_received(via, osip_strdup(ip));
 		}
 	}
+	char pbuf[8];
 	if (rport) {
-		char pbuf[8];
-		snprintf(pbuf, sizeof pbuf, "%u", port);
+		/* Decimal by hand: snprintf costs more than the rest of this. */
+		char *e = pbuf + sizeof pbuf - 1;
+		*e = '\0';
+		unsigned v = port;
+		do {
+			*--e = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		memmove(pbuf, e, (size_t)(pbuf + sizeof pbuf - e));
 		osip_free(rport->gvalue);
 		rport->gvalue = osip_strdup(pbuf);
 	}
+	if (msg->hdrs && !rec)
+		build_top_via(msg, ip, rport ? pbuf : NULL, need_received);
 }
 
 static bool is_token_char(unsigned char c)
@@ -258,11 +516,9 @@ int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 	/* libosip2 unescapes URIs into C strings, so "%00" would cut a user
 	 * part short and "sip:alice%00x@d" would become alice's AOR (RFC 4475
 	 * §3.1.1.6 warns about exactly this).  Such URIs are refused. */
-	for (size_t i = 0; i + 2 < body_off; i++) {
-		if (data[i] == '%' && data[i + 1] == '0' && data[i + 2] == '0') {
-			snprintf(why, whylen, "Escaped NUL In Message");
-			return 400;
-		}
+	if (has_escaped_nul(data, body_off)) {
+		snprintf(why, whylen, "Escaped NUL In Message");
+		return 400;
 	}
 
 	sipmsg_t *msg = calloc(1, sizeof *msg);
@@ -347,6 +603,8 @@ int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 		msg->method = m->sip_method;
 	} else {
 		msg->method = m->cseq->method;
+		msg->status = m->status_code;
+		msg->reason = m->reason_phrase ? m->reason_phrase : "";
 	}
 	/* Content-Length larger than what arrived means a truncated
 	 * datagram (RFC 3261 §18.3): reject rather than guess. */
@@ -362,9 +620,16 @@ int sipmsg_parse(const char *data, size_t len, const tp_peer_t *src,
 		}
 	}
 	if (msg->is_request) {
+		build_raw_index(msg, data, body_off);
 		fix_top_via(msg);
-		msg->from_raw = raw_header_value(data, body_off, "from", 'f');
-		msg->to_raw = raw_header_value(data, body_off, "to", 't');
+		if (msg->hdrs) {
+			msg->from_raw = (char *)sipmsg_raw_value(msg, SIPH_FROM);
+			msg->to_raw = (char *)sipmsg_raw_value(msg, SIPH_TO);
+			msg->raw_in_arena = true;
+		} else {
+			msg->from_raw = raw_header_value(data, body_off, "from", 'f');
+			msg->to_raw = raw_header_value(data, body_off, "to", 't');
+		}
 	}
 	*out = msg;
 	return 0;
@@ -377,14 +642,214 @@ fail:
 	return code;
 }
 
+/* --- the light scan of a response ---------------------------------------- */
+
+/* Whether the header name line[0..n) (before the colon, trailing white
+ * space removed) is name or its compact form. */
+static bool hname_is(const char *line, size_t n, const char *name, char compact)
+{
+	size_t nl = strlen(name);
+	if (n == nl && strncasecmp(line, name, nl) == 0)
+		return true;
+	return compact && n == 1 && (line[0] | 0x20) == compact;
+}
+
+static bool is_token_char(unsigned char c)
+{
+	return isalnum(c) || strchr("-.!%*_+`'~", c) != NULL;
+}
+
+/* The branch parameter of the top Via value v[0..n) (up to the first
+ * comma).  Only the plain form is accepted -- "SIP/2.0/" transport, white
+ * space, a host of name, IPv4 or [IPv6] characters, an optional port,
+ * then ";name[=value]" parameters of token characters (":[]" in values,
+ * for received and maddr) without white space, the branch named in lower
+ * case -- so that the branch found here is the one libosip2 finds (the
+ * fuzzer checks that); anything else is -EINVAL and takes the full path. */
+static int via_branch(const char *v, size_t n, const char **branch, size_t *blen)
+{
+	size_t i = 0;
+	if (n < 8 || strncasecmp(v, "SIP/2.0/", 8) != 0)
+		return -EINVAL;
+	i = 8;
+	size_t ts = i;
+	while (i < n && is_token_char((unsigned char)v[i]))
+		i++;
+	if (i == ts || i >= n || (v[i] != ' ' && v[i] != '\t'))
+		return -EINVAL;
+	while (i < n && (v[i] == ' ' || v[i] == '\t'))
+		i++;
+	size_t hs = i;
+	while (i < n && (isalnum((unsigned char)v[i]) || strchr(".-:[]", v[i])))
+		i++;
+	if (i == hs)
+		return -EINVAL;
+	while (i < n && (v[i] == ' ' || v[i] == '\t'))
+		i++;
+	bool found = false;
+	while (i < n) {
+		if (v[i] != ';')
+			return -EINVAL;
+		i++;
+		size_t ns = i;
+		while (i < n && is_token_char((unsigned char)v[i]))
+			i++;
+		size_t ne = i;
+		if (ne == ns)
+			return -EINVAL;
+		size_t vs = i, ve = i;
+		if (i < n && v[i] == '=') {
+			vs = ++i;
+			while (i < n && (is_token_char((unsigned char)v[i]) || strchr(":[]", v[i])))
+				i++;
+			ve = i;
+			if (ve == vs)
+				return -EINVAL;
+		}
+		if (ne - ns == 6 && strncasecmp(v + ns, "branch", 6) == 0) {
+			if (found || strncmp(v + ns, "branch", 6) != 0 || ve == vs || ve - vs > 256)
+				return -EINVAL;
+			found = true;
+			*branch = v + vs;
+			*blen = ve - vs;
+		}
+	}
+	return found ? 0 : -EINVAL;
+}
+
+int sipmsg_scan_response(const char *data, size_t len, const sip_limits_t *lim,
+			 sip_resp_view_t *out)
+{
+	memset(out, 0, sizeof *out);
+	if (len < 14 || memcmp(data, "SIP/2.0 ", 8) != 0)
+		return -EINVAL;
+	if (!isdigit((unsigned char)data[8]) || !isdigit((unsigned char)data[9]) ||
+	    !isdigit((unsigned char)data[10]) || data[11] != ' ')
+		return -EINVAL;
+	out->status = (data[8] - '0') * 100 + (data[9] - '0') * 10 + (data[10] - '0');
+	if (out->status < 100 || out->status > 699)
+		return -EINVAL;
+	size_t i = 12;
+	out->reason = data + i;
+	while (i < len && data[i] != '\r') {
+		unsigned char c = (unsigned char)data[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return -EINVAL;
+		i++;
+	}
+	out->reason_len = (size_t)(data + i - out->reason);
+	if (i + 1 >= len || data[i + 1] != '\n')
+		return -EINVAL;
+	i += 2;
+	size_t nheaders = 0;
+	bool have_from = false, have_to = false, have_callid = false, have_cl = false;
+	bool have_via = false, have_cseq = false;
+	unsigned long long clen = 0;
+	for (;;) {
+		if (i + 1 >= len)
+			return -EINVAL; /* no end of the header block */
+		if (data[i] == '\r') {
+			if (data[i + 1] != '\n')
+				return -EINVAL;
+			i += 2;
+			break;
+		}
+		if (data[i] == ' ' || data[i] == '\t')
+			return -EINVAL; /* folding: leave it to the full parser */
+		size_t start = i;
+		const char *cr = memchr(data + i, '\r', len - i);
+		if (!cr)
+			return -EINVAL;
+		i = (size_t)(cr - data);
+		if (i + 1 >= len || data[i + 1] != '\n')
+			return -EINVAL;
+		const char *line = data + start;
+		size_t n = i - start;
+		/* Control bytes and %00 (see sipmsg_parse) go the full way. */
+		if (has_ctl(line, n) || has_escaped_nul(line, n))
+			return -EINVAL;
+		i += 2;
+		if (lim && lim->max_headers && ++nheaders > lim->max_headers)
+			return -EINVAL;
+		size_t colon = 0;
+		while (colon < n && line[colon] != ':')
+			colon++;
+		if (colon == n)
+			return -EINVAL;
+		size_t ne = colon;
+		while (ne > 0 && (line[ne - 1] == ' ' || line[ne - 1] == '\t'))
+			ne--;
+		const char *v = line + colon + 1;
+		size_t vn = n - colon - 1;
+		while (vn && (*v == ' ' || *v == '\t'))
+			v++, vn--;
+		while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+			vn--;
+		if (hname_is(line, ne, "via", 'v')) {
+			if (have_via)
+				continue; /* only the top Via matters */
+			have_via = true;
+			size_t top = 0;
+			while (top < vn && v[top] != ',' && v[top] != '"')
+				top++;
+			if (top < vn && v[top] == '"')
+				return -EINVAL;
+			if (via_branch(v, top, &out->branch, &out->branch_len) != 0)
+				return -EINVAL;
+		} else if (hname_is(line, ne, "cseq", 0)) {
+			if (have_cseq)
+				return -EINVAL;
+			have_cseq = true;
+			size_t k = 0;
+			unsigned long long num = 0;
+			while (k < vn && isdigit((unsigned char)v[k]) && k < 11)
+				num = num * 10 + (unsigned)(v[k++] - '0');
+			if (k == 0 || num > 0x7fffffffULL || k >= vn || (v[k] != ' ' && v[k] != '\t'))
+				return -EINVAL;
+			while (k < vn && (v[k] == ' ' || v[k] == '\t'))
+				k++;
+			out->method = v + k;
+			while (k < vn && v[k] != ' ' && v[k] != '\t')
+				k++;
+			out->method_len = (size_t)(v + k - out->method);
+			if (k != vn || out->method_len == 0 || out->method_len > 32)
+				return -EINVAL;
+			out->cseq = (uint32_t)num;
+		} else if (hname_is(line, ne, "content-length", 'l')) {
+			if (have_cl || vn == 0 || vn > 10)
+				return -EINVAL;
+			have_cl = true;
+			for (size_t k = 0; k < vn; k++) {
+				if (!isdigit((unsigned char)v[k]))
+					return -EINVAL;
+				clen = clen * 10 + (unsigned)(v[k] - '0');
+			}
+		} else if (hname_is(line, ne, "from", 'f')) {
+			have_from = true;
+		} else if (hname_is(line, ne, "to", 't')) {
+			have_to = true;
+		} else if (hname_is(line, ne, "call-id", 'i')) {
+			have_callid = true;
+		}
+	}
+	if (!have_via || !have_cseq || !have_from || !have_to || !have_callid)
+		return -EINVAL;
+	if (clen > len - i || (lim && lim->max_body && len - i > lim->max_body))
+		return -EINVAL;
+	return 0;
+}
+
 void sipmsg_free(sipmsg_t *msg)
 {
 	if (!msg)
 		return;
 	if (msg->m)
 		osip_message_free(msg->m);
-	free(msg->from_raw);
-	free(msg->to_raw);
+	if (!msg->raw_in_arena) {
+		free(msg->from_raw);
+		free(msg->to_raw);
+	}
+	free(msg->arena);
 	free(msg);
 }
 
@@ -543,10 +1008,14 @@ static void append_header_from(buf_t *out, const char *name, const osip_from_t *
 			       const char *add_tag)
 {
 	if (raw) {
-		buf_printf(out, "%s: %s", name, raw);
-		if (add_tag)
-			buf_printf(out, ";tag=%s", add_tag);
-		buf_puts(out, "\r\n");
+		buf_puts(out, name);
+		buf_put_lit(out, ": ");
+		buf_puts(out, raw);
+		if (add_tag) {
+			buf_put_lit(out, ";tag=");
+			buf_puts(out, add_tag);
+		}
+		buf_put_lit(out, "\r\n");
 		return;
 	}
 	char *s = NULL;
@@ -568,26 +1037,26 @@ int sipmsg_build_response(const sipmsg_t *req, int code, const char *reason,
 	osip_message_t *m = req->m;
 	if (!reason)
 		reason = sip_reason_phrase(code);
-	buf_printf(out, "SIP/2.0 %d %s\r\n", code, reason);
+	/* Appends, not printf: every answer is built here. */
+	buf_put_lit(out, "SIP/2.0 ");
+	buf_put_uint(out, (unsigned)code);
+	buf_put_lit(out, " ");
+	buf_puts(out, reason);
+	buf_put_lit(out, "\r\n");
 	/* Every Via in order (RFC 3261 §8.2.6.2). */
-	for (int i = 0;; i++) {
-		osip_via_t *v = osip_list_get(&m->vias, i);
-		if (!v)
-			break;
-		char *s = NULL;
-		if (osip_via_to_str(v, &s) != 0 || !s) {
-			out->err = -ENOMEM;
-			return out->err;
-		}
-		buf_printf(out, "Via: %s\r\n", s);
-		osip_free(s);
-	}
+	if (sipmsg_append_vias(req, out) != 0)
+		return out->err;
 	append_header_from(out, "From", m->from, req->from_raw, NULL);
 	const char *existing = sipmsg_to_tag(req);
 	/* A 100 Trying never carries a To tag (RFC 3261 §8.2.6.2). */
 	append_header_from(out, "To", m->to, req->to_raw, (!existing && code > 100) ? to_tag : NULL);
-	buf_printf(out, "Call-ID: %s\r\n", sipmsg_call_id(req));
-	buf_printf(out, "CSeq: %s %s\r\n", m->cseq->number, m->cseq->method);
+	buf_put_lit(out, "Call-ID: ");
+	buf_puts(out, sipmsg_call_id(req));
+	buf_put_lit(out, "\r\nCSeq: ");
+	buf_puts(out, m->cseq->number);
+	buf_put_lit(out, " ");
+	buf_puts(out, m->cseq->method);
+	buf_put_lit(out, "\r\n");
 	if (code == 100) {
 		const char *ts = sipmsg_header(req, "timestamp", NULL);
 		if (ts)
@@ -597,8 +1066,11 @@ int sipmsg_build_response(const sipmsg_t *req, int code, const char *reason,
 	if (extra)
 		buf_puts(out, extra);
 	if (body && bodylen) {
-		buf_printf(out, "Content-Type: %s\r\n", ctype ? ctype : "text/plain");
-		buf_printf(out, "Content-Length: %zu\r\n\r\n", bodylen);
+		buf_put_lit(out, "Content-Type: ");
+		buf_puts(out, ctype ? ctype : "text/plain");
+		buf_put_lit(out, "\r\nContent-Length: ");
+		buf_put_uint(out, bodylen);
+		buf_put_lit(out, "\r\n\r\n");
 		buf_append(out, body, bodylen);
 	} else {
 		buf_puts(out, "Content-Length: 0\r\n\r\n");

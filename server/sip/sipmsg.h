@@ -20,6 +20,29 @@
 
 #define SIP_SERVER_NAME "simpled/0.1"
 
+/* Header lines of a request as received (see sipmsg_t.hdrs). */
+typedef enum sip_hdr_id {
+	SIPH_OTHER,
+	SIPH_VIA,
+	SIPH_FROM,
+	SIPH_TO,
+	SIPH_CALL_ID,
+	SIPH_CSEQ,
+	SIPH_CONTENT_TYPE,
+	SIPH_CONTENT_LENGTH,
+	SIPH_MAX_FORWARDS,
+	SIPH_ROUTE,
+	SIPH_PROXY_AUTHORIZATION,
+} sip_hdr_id_t;
+
+typedef struct sip_raw_hdr {
+	const char *name;  /* as received (may be compact); not NUL-terminated */
+	size_t name_len;
+	const char *value; /* trimmed, NUL-terminated */
+	size_t value_len;
+	sip_hdr_id_t id;
+} sip_raw_hdr_t;
+
 typedef struct sipmsg {
 	osip_message_t *m;  /* owned */
 	tp_peer_t src;      /* where it came from */
@@ -28,10 +51,31 @@ typedef struct sipmsg {
 	osip_via_t *via;    /* top Via (borrowed from m) */
 	const char *branch; /* top Via branch or NULL */
 	uint32_t cseq;
+	/* Responses: the status code and reason phrase ("" when none;
+	 * borrowed).  A response matched by sipmsg_scan_response has m ==
+	 * NULL and only these, method, branch, cseq and src (see
+	 * txn_client_match_raw). */
+	int status;
+	const char *reason;
 	/* From and To exactly as received (unfolded, trimmed; owned): a
 	 * response copies them byte for byte (RFC 3261 §8.2.6.2), which a
 	 * re-serialisation of libosip2's unescaped URIs would not. */
 	char *from_raw, *to_raw;
+	bool raw_in_arena;  /* from_raw/to_raw point into arena (not freed alone) */
+	/* Requests without folded lines: every header line as received, in
+	 * order (values in arena, owned), so responses and forwarded
+	 * requests are written from the bytes that came in rather than
+	 * re-serialised by libosip2 (faster, and closer to RFC 3261 §8.2.6.2
+	 * and §16.6, which ask for copies).  NULL when folded lines (or
+	 * anything unusual) make the old path the safe one. */
+	sip_raw_hdr_t *hdrs;
+	size_t nhdrs;
+	char *arena;
+	/* The top Via value with received/rport as fixed (§18.2.1, RFC
+	 * 3581) and what followed it on the same line (", next-via..." or
+	 * ""); NULL when the top Via is written by libosip2. */
+	char *top_via;
+	const char *via_rest;
 } sipmsg_t;
 
 typedef struct sip_limits {
@@ -76,6 +120,38 @@ int sip_uri_aor(const osip_uri_t *uri, char *out, size_t outlen);
  * writes the unsupported ones (comma-separated) into unsupported. */
 bool sipmsg_require_ok(const sipmsg_t *msg, const char *const *supported,
 		       char *unsupported, size_t len);
+
+/* The fields that match a response to its client transaction (RFC 3261
+ * §17.1.3) and tell its outcome, found by one bounded scan of the raw
+ * bytes instead of a full parse.  Pointers borrow data. */
+typedef struct sip_resp_view {
+	int status;
+	const char *reason;
+	size_t reason_len;
+	const char *branch; /* top Via branch */
+	size_t branch_len;
+	const char *method; /* CSeq method */
+	size_t method_len;
+	uint32_t cseq;
+} sip_resp_view_t;
+
+/* Scans a response in its plain shape: a status line, CRLF-ended header
+ * lines without folding or control bytes, one top Via with a branch, one
+ * CSeq below 2^31, From, To and Call-ID present, a Content-Length (if
+ * any) not beyond what arrived, and the limits of lim.  Returns 0 and
+ * fills out, or -EINVAL for anything else: the caller then parses the
+ * message fully (sipmsg_parse decides what is wrong with it). */
+int sipmsg_scan_response(const char *data, size_t len, const sip_limits_t *lim,
+			 sip_resp_view_t *out);
+
+/* The value of the first header with this id as received (NUL-terminated,
+ * borrowed), or NULL when absent or when req has no raw index. */
+const char *sipmsg_raw_value(const sipmsg_t *req, sip_hdr_id_t id);
+
+/* Appends every Via of req as "Via: ...\r\n" lines in order, the top one
+ * with received/rport (the Via lines of a response, §8.2.6.2, or those a
+ * proxy keeps under its own, §16.6 step 8).  Returns 0 or out->err. */
+int sipmsg_append_vias(const sipmsg_t *req, buf_t *out);
 
 /* Builds a response to req.  to_tag is added to To when the request's To
  * has none (NULL = none added).  extra is zero or more complete header

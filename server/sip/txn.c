@@ -27,6 +27,7 @@ struct txn {
 	char *key;
 	unsigned refs;
 	bool client, invite, reliable;
+	bool light;          /* client: its callback reads no more than a scanned response */
 	enum txn_state state;
 	sipmsg_t *req;       /* server: the request, until the final response */
 	tp_peer_t dest;      /* server: where responses go; client: where the request goes */
@@ -334,7 +335,15 @@ static char *server_key(const sipmsg_t *msg, const char *method)
 	buf_t b;
 	buf_init(&b, 0);
 	if (msg->branch && strncmp(msg->branch, "z9hG4bK", 7) == 0) {
-		buf_printf(&b, "s|%s|%s:%s|%s", msg->branch, v->host, port, method);
+		/* Appends, not printf: every request builds its key. */
+		buf_put_lit(&b, "s|");
+		buf_puts(&b, msg->branch);
+		buf_put_lit(&b, "|");
+		buf_puts(&b, v->host);
+		buf_put_lit(&b, ":");
+		buf_puts(&b, port);
+		buf_put_lit(&b, "|");
+		buf_puts(&b, method);
 	} else {
 		const char *ft = sipmsg_from_tag(msg);
 		buf_printf(&b, "o|%s|%u|%s|%s:%s|%s|%s", sipmsg_call_id(msg), msg->cseq, ft ? ft : "",
@@ -489,16 +498,24 @@ int txn_reply(txn_t *t, int code, const char *reason, const char *extra,
 		return -EINVAL;
 	if (t->last_code >= 200 || t->state == ST_TERMINATED)
 		return -EALREADY;
-	buf_t b;
-	buf_init(&b, 0);
+	/* Built in one reused buffer, kept in an exact copy: a completed
+	 * transaction holds its response for Timer J (32 s), hundreds of
+	 * thousands of them under load, so slack in each block adds up. */
+	static buf_t scratch;
+	buf_reset(&scratch);
 	int err = sipmsg_build_response(t->req, code, reason, t->to_tag, extra, ctype, body,
-					bodylen, &b);
+					bodylen, &scratch);
 	if (err) {
-		buf_free(&b);
+		buf_free(&scratch);
 		return err;
 	}
-	size_t len;
-	char *bytes = buf_steal(&b, &len);
+	char *bytes = malloc(scratch.len);
+	if (!bytes)
+		return -ENOMEM;
+	memcpy(bytes, scratch.data, scratch.len);
+	size_t len = scratch.len;
+	if (scratch.cap > 256 * 1024)
+		buf_free(&scratch); /* a huge body: do not keep its room */
 	return send_response(t, code, bytes, len);
 }
 
@@ -515,18 +532,65 @@ int txn_reply_raw(txn_t *t, int code, const char *bytes, size_t len)
 
 /* --- client side -------------------------------------------------------- */
 
+/* "c|BRANCH|METHOD": the key of a client transaction (§17.1.3). */
+static int client_key(char *key, size_t size, const char *branch, size_t blen, const char *method,
+		      size_t mlen)
+{
+	if (blen + mlen + 4 > size)
+		return -ENOSPC;
+	char *p = key;
+	*p++ = 'c';
+	*p++ = '|';
+	memcpy(p, branch, blen);
+	p += blen;
+	*p++ = '|';
+	memcpy(p, method, mlen);
+	p[mlen] = '\0';
+	return 0;
+}
+
 void txn_new_branch(char *out, size_t outlen)
 {
 	char tok[25];
 	sip_random_token(tok, sizeof tok);
-	snprintf(out, outlen, "z9hG4bK%s", tok);
+	char full[7 + sizeof tok];
+	memcpy(full, "z9hG4bK", 7);
+	memcpy(full + 7, tok, sizeof tok);
+	if (!outlen)
+		return;
+	size_t n = outlen - 1 < sizeof full - 1 ? outlen - 1 : sizeof full - 1;
+	memcpy(out, full, n);
+	out[n] = '\0';
+}
+
+void txn_new_light_branch(char *out, size_t outlen)
+{
+	char tok[22];
+	sip_random_token(tok, sizeof tok);
+	char full[sizeof TXN_LIGHT_BRANCH_MARK - 1 + sizeof tok];
+	memcpy(full, TXN_LIGHT_BRANCH_MARK, sizeof TXN_LIGHT_BRANCH_MARK - 1);
+	memcpy(full + sizeof TXN_LIGHT_BRANCH_MARK - 1, tok, sizeof tok);
+	if (!outlen)
+		return;
+	size_t n = outlen - 1 < sizeof full - 1 ? outlen - 1 : sizeof full - 1;
+	memcpy(out, full, n);
+	out[n] = '\0';
 }
 
 int txn_client_start(const tp_peer_t *dst, const char *branch, const char *method,
 		     const char *bytes, size_t len, txn_response_cb cb, void *arg)
 {
+	return txn_client_start_flags(dst, branch, method, bytes, len, cb, arg, 0);
+}
+
+int txn_client_start_flags(const tp_peer_t *dst, const char *branch, const char *method,
+			   const char *bytes, size_t len, txn_response_cb cb, void *arg,
+			   unsigned flags)
+{
 	if (strcmp(method, "ACK") == 0)
 		return -EINVAL; /* an ACK is not a transaction (§17) */
+	if ((flags & TXN_LIGHT_RESPONSE) && strcmp(method, "INVITE") == 0)
+		return -EINVAL; /* the ACK of a non-2xx needs the parsed To */
 	sipmsg_t *creq = NULL;
 	if (strcmp(method, "INVITE") == 0) {
 		/* Keep our INVITE parsed: the ACK of a non-2xx final response
@@ -538,8 +602,7 @@ int txn_client_start(const tp_peer_t *dst, const char *branch, const char *metho
 			return -EINVAL;
 	}
 	char key[512];
-	int n = snprintf(key, sizeof key, "c|%s|%s", branch, method);
-	if (n < 0 || (size_t)n >= sizeof key)
+	if (client_key(key, sizeof key, branch, strlen(branch), method, strlen(method)) != 0)
 		return -ENOSPC;
 	txn_t *t = find(key) ? NULL : calloc(1, sizeof *t);
 	if (!t) {
@@ -556,6 +619,7 @@ int txn_client_start(const tp_peer_t *dst, const char *branch, const char *metho
 		return -ENOMEM;
 	}
 	t->invite = creq != NULL;
+	t->light = (flags & TXN_LIGHT_RESPONSE) != 0;
 	t->creq = creq;
 	t->rlist = -1;
 	memcpy(t->out, bytes, len);
@@ -627,24 +691,17 @@ static int build_ack(txn_t *t, const sipmsg_t *resp)
 	return 0;
 }
 
-bool txn_client_match(const sipmsg_t *resp)
+/* Runs the client state machine (§17.1.1.2, §17.1.2.2) for a response
+ * that matched t. */
+static void client_deliver(txn_t *t, const sipmsg_t *resp)
 {
-	if (!resp->branch)
-		return false;
-	char key[512];
-	int n = snprintf(key, sizeof key, "c|%s|%s", resp->branch, resp->method);
-	if (n < 0 || (size_t)n >= sizeof key)
-		return false;
-	txn_t *t = find(key);
-	if (!t)
-		return false;
-	int code = resp->m->status_code;
+	int code = resp->status;
 	if (t->state == ST_COMPLETED || t->state == ST_TERMINATED) {
 		/* A retransmitted final response; for INVITE, ACK it again
 		 * (Timer D keeps us here for that, §17.1.1.2). */
 		if (t->invite && t->ack && code >= 300)
 			tp_send(&t->dest, t->ack, t->ack_len);
-		return true;
+		return;
 	}
 	txn_ref(t);
 	if (code < 200) {
@@ -681,6 +738,59 @@ bool txn_client_match(const sipmsg_t *resp)
 			list_push(t, LIST_T4); /* Timer K */
 	}
 	txn_unref(t);
+}
+
+static txn_t *client_find(const char *branch, size_t blen, const char *method, size_t mlen)
+{
+	char key[512];
+	if (client_key(key, sizeof key, branch, blen, method, mlen) != 0)
+		return NULL;
+	return find(key);
+}
+
+bool txn_client_match(const sipmsg_t *resp)
+{
+	if (!resp->branch)
+		return false;
+	txn_t *t = client_find(resp->branch, strlen(resp->branch), resp->method, strlen(resp->method));
+	if (!t)
+		return false;
+	client_deliver(t, resp);
+	return true;
+}
+
+bool txn_client_match_raw(const char *data, size_t len, const tp_peer_t *src,
+			  const sip_limits_t *lim)
+{
+	/* Only answers to light branches are worth a scan. */
+	static const char mark[] = "branch=" TXN_LIGHT_BRANCH_MARK;
+	if (!memmem(data, len, mark, sizeof mark - 1))
+		return false;
+	sip_resp_view_t v;
+	if (sipmsg_scan_response(data, len, lim, &v) != 0)
+		return false;
+	txn_t *t = client_find(v.branch, v.branch_len, v.method, v.method_len);
+	if (!t || !t->light)
+		return false;
+	/* The view the callback sees: the scanned fields only (m == NULL). */
+	char branch[260], method[36], reason[128];
+	memcpy(branch, v.branch, v.branch_len);
+	branch[v.branch_len] = '\0';
+	memcpy(method, v.method, v.method_len);
+	method[v.method_len] = '\0';
+	size_t rl = v.reason_len < sizeof reason - 1 ? v.reason_len : sizeof reason - 1;
+	memcpy(reason, v.reason, rl);
+	reason[rl] = '\0';
+	sipmsg_t resp = {
+		.src = *src,
+		.is_request = false,
+		.method = method,
+		.branch = branch,
+		.cseq = v.cseq,
+		.status = v.status,
+		.reason = reason,
+	};
+	client_deliver(t, &resp);
 	return true;
 }
 

@@ -108,9 +108,38 @@ void txn_new_branch(char *out, size_t outlen);
 int txn_client_start(const tp_peer_t *dst, const char *branch, const char *method,
 		     const char *bytes, size_t len, txn_response_cb cb, void *arg);
 
+/* txn_client_start with flags.  TXN_LIGHT_RESPONSE: the callback reads
+ * only resp->status, resp->reason, resp->method, resp->branch, resp->cseq
+ * and resp->src, never resp->m, so the responses of this transaction can
+ * be matched by txn_client_match_raw without a full parse (a relay's
+ * answers cost a scan, not a libosip2 parse and free).  Not for INVITE
+ * (-EINVAL): its ACK needs the parsed response. */
+#define TXN_LIGHT_RESPONSE 1u
+
+/* A branch for a TXN_LIGHT_RESPONSE transaction: the RFC 3261 cookie, a
+ * marker ("sdL") and random hex.  txn_client_match_raw looks for the
+ * marker before scanning, so the answers of every other transaction
+ * (INVITE, proxied requests) cost it one memmem and take the full path
+ * as before.  A light transaction with another branch still works; its
+ * answers are only parsed fully. */
+#define TXN_LIGHT_BRANCH_MARK "z9hG4bKsdL"
+void txn_new_light_branch(char *out, size_t outlen);
+int txn_client_start_flags(const tp_peer_t *dst, const char *branch, const char *method,
+			   const char *bytes, size_t len, txn_response_cb cb, void *arg,
+			   unsigned flags);
+
 /* Delivers an incoming response to its client transaction.  Returns true
- * when a transaction took it. */
+ * when a transaction took it.  resp->status is its code. */
 bool txn_client_match(const sipmsg_t *resp);
+
+/* Delivers a response straight from its bytes when it is in the plain
+ * shape (sipmsg_scan_response) and matches a TXN_LIGHT_RESPONSE
+ * transaction; the callback gets a view with m == NULL.  Returns false
+ * otherwise, and the caller parses the message and goes on as before
+ * (txn_client_match, stray responses): so every response that is not
+ * one of those takes exactly the old path. */
+bool txn_client_match_raw(const char *data, size_t len, const tp_peer_t *src,
+			  const sip_limits_t *lim);
 
 /* Counts for tests and benchmarks. */
 typedef struct txn_stats {

@@ -100,11 +100,27 @@ int uac_via_sent_by(const tp_peer_t *dst, char *hostport, size_t len, const char
 		idx = find_listener(proto, dst->addr.ss_family);
 	if (idx < 0 || tp_listener_addr(idx, &lp, &la) != 0)
 		return -ENETUNREACH;
+	/* A listener bound to one address always gives the same sent-by:
+	 * remember the last one instead of formatting it per request. */
+	static struct {
+		struct sockaddr_storage la;
+		tp_proto_t proto;
+		char hostport[96];
+		bool valid;
+	} last;
+	bool wildcard = is_wildcard(&la);
+	if (!wildcard && last.valid && last.proto == proto && memcmp(&last.la, &la, sizeof la) == 0) {
+		if (strlen(last.hostport) >= len)
+			return -ENOSPC;
+		strcpy(hostport, last.hostport);
+		*transport = proto == TP_TCP ? "TCP" : "UDP";
+		return 0;
+	}
 	char ip[64];
 	uint16_t port = 0;
 	if (tp_addr_to_str(&la, ip, sizeof ip, &port) != 0)
 		return -ENETUNREACH;
-	if (is_wildcard(&la)) {
+	if (wildcard) {
 		struct sockaddr_storage local;
 		if (local_addr_for(&dst->addr, &local) != 0 ||
 		    tp_addr_to_str(&local, ip, sizeof ip, NULL) != 0)
@@ -115,6 +131,12 @@ int uac_via_sent_by(const tp_peer_t *dst, char *hostport, size_t len, const char
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;
 	*transport = proto == TP_TCP ? "TCP" : "UDP";
+	if (!wildcard && (size_t)n < sizeof last.hostport) {
+		last.la = la;
+		last.proto = proto;
+		memcpy(last.hostport, hostport, (size_t)n + 1);
+		last.valid = true;
+	}
 	return 0;
 }
 
@@ -125,24 +147,55 @@ int uac_build(const uac_request_t *r, const tp_peer_t *dst, const char *branch, 
 	int err = uac_via_sent_by(dst, sent_by, sizeof sent_by, &transport);
 	if (err)
 		return err;
-	buf_printf(out, "%s %s SIP/2.0\r\n", r->method, r->ruri);
-	buf_printf(out, "Via: SIP/2.0/%s %s;branch=%s\r\n", transport, sent_by, branch);
+	/* Appends, not printf: every relayed MESSAGE and NOTIFY is built here. */
+	buf_reserve(out, 768 + r->bodylen);
+	buf_puts(out, r->method);
+	buf_put_lit(out, " ");
+	buf_puts(out, r->ruri);
+	buf_put_lit(out, " SIP/2.0\r\nVia: SIP/2.0/");
+	buf_puts(out, transport);
+	buf_put_lit(out, " ");
+	buf_puts(out, sent_by);
+	buf_put_lit(out, ";branch=");
+	buf_puts(out, branch);
+	buf_put_lit(out, "\r\n");
 	if (r->vias_below)
 		buf_puts(out, r->vias_below);
-	buf_printf(out, "Max-Forwards: %d\r\n", r->max_forwards < 0 ? 70 : r->max_forwards);
-	if (r->route && *r->route)
-		buf_printf(out, "Route: %s\r\n", r->route);
-	buf_printf(out, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %u %s\r\n", r->from, r->to,
-		   r->call_id, r->cseq, r->method);
-	if (r->contact)
-		buf_printf(out, "Contact: %s\r\n", r->contact);
+	buf_put_lit(out, "Max-Forwards: ");
+	buf_put_uint(out, r->max_forwards < 0 ? 70u : (unsigned)r->max_forwards);
+	buf_put_lit(out, "\r\n");
+	if (r->route && *r->route) {
+		buf_put_lit(out, "Route: ");
+		buf_puts(out, r->route);
+		buf_put_lit(out, "\r\n");
+	}
+	buf_put_lit(out, "From: ");
+	buf_puts(out, r->from);
+	buf_put_lit(out, "\r\nTo: ");
+	buf_puts(out, r->to);
+	buf_put_lit(out, "\r\nCall-ID: ");
+	buf_puts(out, r->call_id);
+	buf_put_lit(out, "\r\nCSeq: ");
+	buf_put_uint(out, r->cseq);
+	buf_put_lit(out, " ");
+	buf_puts(out, r->method);
+	buf_put_lit(out, "\r\n");
+	if (r->contact) {
+		buf_put_lit(out, "Contact: ");
+		buf_puts(out, r->contact);
+		buf_put_lit(out, "\r\n");
+	}
 	if (r->extra)
 		buf_puts(out, r->extra);
 	if (r->ctype && r->body) {
-		buf_printf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n", r->ctype, r->bodylen);
+		buf_put_lit(out, "Content-Type: ");
+		buf_puts(out, r->ctype);
+		buf_put_lit(out, "\r\nContent-Length: ");
+		buf_put_uint(out, r->bodylen);
+		buf_put_lit(out, "\r\n\r\n");
 		buf_append(out, r->body, r->bodylen);
 	} else {
-		buf_puts(out, "Content-Length: 0\r\n\r\n");
+		buf_put_lit(out, "Content-Length: 0\r\n\r\n");
 	}
 	return out->err;
 }
@@ -150,13 +203,19 @@ int uac_build(const uac_request_t *r, const tp_peer_t *dst, const char *branch, 
 int uac_send(const uac_request_t *r, const tp_peer_t *dst, txn_response_cb cb, void *arg)
 {
 	char branch[48];
-	txn_new_branch(branch, sizeof branch);
-	buf_t b;
-	buf_init(&b, 0);
+	if (r->light_response)
+		txn_new_light_branch(branch, sizeof branch);
+	else
+		txn_new_branch(branch, sizeof branch);
+	/* One reused buffer: the transaction keeps its own exact copy. */
+	static buf_t b;
+	buf_reset(&b);
 	int err = uac_build(r, dst, branch, &b);
 	if (!err)
-		err = txn_client_start(dst, branch, r->method, b.data, b.len, cb, arg);
-	buf_free(&b);
+		err = txn_client_start_flags(dst, branch, r->method, b.data, b.len, cb, arg,
+					     r->light_response ? TXN_LIGHT_RESPONSE : 0);
+	if (b.err || b.cap > 256 * 1024)
+		buf_free(&b); /* after a failure or a huge body: start afresh */
 	return err;
 }
 

@@ -35,6 +35,9 @@ typedef struct uac_request {
 	const char *ctype;      /* Content-Type, or NULL (no body) */
 	const char *body;       /* may contain any bytes; bodylen counts them */
 	size_t bodylen;
+	/* The callback reads only the scanned fields of a response (status,
+	 * reason: TXN_LIGHT_RESPONSE), so answers skip the full parse. */
+	bool light_response;
 } uac_request_t;
 
 /* Writes "ADDR:PORT" (IPv6 in brackets) and the transport token ("UDP",

@@ -3,9 +3,13 @@
  * return a message whose mandatory fields are set, a SIP status to
  * answer with, or -1; every answerable failure must produce a raw error
  * response that starts with a status line; a parsed request must yield
- * a response that re-parses as a response with the same CSeq. */
+ * a response that re-parses as a response with the same CSeq.  The light
+ * scan of responses (sipmsg_scan_response) must stay in bounds and, when
+ * it and the full parse both accept a response, agree with it on status,
+ * top Via branch, CSeq number and method. */
 #include <arpa/inet.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +47,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sipmsg_t *m = NULL;
 	char why[128];
 	int rc = sipmsg_parse(copy, size, &peer, &lim, &m, why, sizeof why);
+	sip_resp_view_t v;
+	if (sipmsg_scan_response(copy, size, &lim, &v) == 0) {
+		if (v.status < 100 || v.status > 699 || !v.branch_len || !v.method_len)
+			abort();
+		if (rc == 0 && !m->is_request) {
+			if (v.status != m->status || !m->branch || strlen(m->branch) != v.branch_len ||
+			    memcmp(m->branch, v.branch, v.branch_len) != 0 || v.cseq != m->cseq ||
+			    strlen(m->method) != v.method_len ||
+			    memcmp(m->method, v.method, v.method_len) != 0) {
+				fprintf(stderr, "scan/parse disagree: %d/%d branch '%.*s'/'%s' cseq %u/%u "
+					"method '%.*s'/'%s'\n", v.status, m->status, (int)v.branch_len,
+					v.branch, m->branch ? m->branch : "(none)", v.cseq, m->cseq,
+					(int)v.method_len, v.method, m->method);
+				abort();
+			}
+		}
+	}
 	buf_t b;
 	buf_init(&b, 0);
 	if (rc == 0) {

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,9 @@ static void on_server_msg(void *arg, const tp_peer_t *from, char *msg, size_t le
 	static const sip_limits_t lim = {64, 4096};
 	sipmsg_t *m = NULL;
 	char why[64];
+	/* As server.c: answers of light transactions skip the full parse. */
+	if (len >= 8 && memcmp(msg, "SIP/2.0 ", 8) == 0 && txn_client_match_raw(msg, len, from, &lim))
+		return;
 	if (sipmsg_parse(msg, len, from, &lim, &m, why, sizeof why) != 0)
 		return;
 	if (!m->is_request) {
@@ -236,13 +240,19 @@ static void test_invite_timer_g_and_ack(void **state)
 	assert_int_equal(st.server_live, 0);
 }
 
+static bool last_parsed;
+static char last_reason[64];
+
 static void on_client_result(void *arg, const sipmsg_t *resp, int code, bool final)
 {
 	(void)arg;
-	(void)resp;
 	if (final) {
 		final_callbacks++;
 		last_code = code;
+		last_parsed = resp && resp->m;
+		snprintf(last_reason, sizeof last_reason, "%s", resp ? resp->reason : "");
+		if (resp)
+			assert_int_equal(resp->status, code);
 	}
 }
 
@@ -254,7 +264,7 @@ static tp_peer_t client_peer(void)
 	return peer_of(&ss);
 }
 
-static void send_message(const char *branch)
+static void send_message_flags(const char *branch, unsigned flags)
 {
 	char req[1024];
 	struct sockaddr_in *sin = (struct sockaddr_in *)&server_addr;
@@ -264,8 +274,11 @@ static void send_message(const char *branch)
 			 "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
 			 ntohs(sin->sin_port), branch);
 	tp_peer_t dst = client_peer();
-	assert_int_equal(txn_client_start(&dst, branch, "MESSAGE", req, (size_t)n, on_client_result, NULL), 0);
+	assert_int_equal(txn_client_start_flags(&dst, branch, "MESSAGE", req, (size_t)n, on_client_result,
+					       NULL, flags), 0);
 }
+
+static void send_message(const char *branch) { send_message_flags(branch, 0); }
 
 static void test_client_timeout(void **state)
 {
@@ -299,6 +312,54 @@ static void test_client_answered(void **state)
 	txn_stats_t st;
 	txn_get_stats(&st);
 	assert_int_equal(st.client_live, 0);
+}
+
+/* A TXN_LIGHT_RESPONSE transaction with a light branch gets its answer
+ * from the scan (no libosip2 message), once, and absorbs the
+ * retransmitted 200 the same way; with another branch, or an ordinary
+ * transaction, the parsed response. */
+static void test_client_light(void **state)
+{
+	(void)state;
+	client_answers = true;
+	final_callbacks = n_rx_requests = 0;
+	char branch[64];
+	txn_new_light_branch(branch, sizeof branch);
+	assert_true(strncmp(branch, TXN_LIGHT_BRANCH_MARK, strlen(TXN_LIGHT_BRANCH_MARK)) == 0);
+	assert_true(strlen(branch) > strlen(TXN_LIGHT_BRANCH_MARK) + 16);
+	send_message_flags(branch, TXN_LIGHT_RESPONSE);
+	run_for(100);
+	assert_int_equal(final_callbacks, 1);
+	assert_int_equal(last_code, 200);
+	assert_false(last_parsed);
+	assert_string_equal(last_reason, "OK");
+	assert_int_equal(n_rx_requests, 1);
+
+	/* Light without the marked branch: answered through the full parse. */
+	final_callbacks = n_rx_requests = 0;
+	txn_new_branch(branch, sizeof branch);
+	send_message_flags(branch, TXN_LIGHT_RESPONSE);
+	run_for(100);
+	assert_int_equal(final_callbacks, 1);
+	assert_int_equal(last_code, 200);
+	assert_true(last_parsed);
+
+	final_callbacks = n_rx_requests = 0;
+	txn_new_branch(branch, sizeof branch);
+	send_message(branch);
+	run_for(100);
+	assert_int_equal(final_callbacks, 1);
+	assert_true(last_parsed);
+	assert_string_equal(last_reason, "OK");
+	run_for(64 * T1 + 300);
+	txn_stats_t st;
+	txn_get_stats(&st);
+	assert_int_equal(st.client_live, 0);
+
+	/* INVITE cannot be light: its ACK needs the parsed To. */
+	tp_peer_t dst = client_peer();
+	assert_int_equal(txn_client_start_flags(&dst, "z9hG4bKx", "INVITE", "x", 1, on_client_result, NULL,
+						TXN_LIGHT_RESPONSE), -EINVAL);
 }
 
 /* INVITE client: a 486 is ACKed by the transaction, and ACKed again when
@@ -336,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_invite_timer_g_and_ack),
 		cmocka_unit_test(test_client_timeout),
 		cmocka_unit_test(test_client_answered),
+		cmocka_unit_test(test_client_light),
 		cmocka_unit_test(test_invite_client_ack),
 	};
 	return cmocka_run_group_tests_name("txn", tests, setup, teardown);
