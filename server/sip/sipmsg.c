@@ -654,11 +654,6 @@ static bool hname_is(const char *line, size_t n, const char *name, char compact)
 	return compact && n == 1 && (line[0] | 0x20) == compact;
 }
 
-static bool is_token_char(unsigned char c)
-{
-	return isalnum(c) || strchr("-.!%*_+`'~", c) != NULL;
-}
-
 /* The branch parameter of the top Via value v[0..n) (up to the first
  * comma).  Only the plain form is accepted -- "SIP/2.0/" transport, white
  * space, a host of name, IPv4 or [IPv6] characters, an optional port,
