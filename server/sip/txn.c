@@ -691,6 +691,17 @@ static int build_ack(txn_t *t, const sipmsg_t *resp)
 	return 0;
 }
 
+/* A completed client transaction only absorbs retransmitted responses
+ * (Timer D or K, up to 32 s): its request is never sent again, so its
+ * bytes go now.  Under a NOTIFY fan-out of 15,000/s this is most of the
+ * transactions' memory. */
+static void drop_request_bytes(txn_t *t)
+{
+	free(t->out);
+	t->out = NULL;
+	t->out_len = 0;
+}
+
 /* Runs the client state machine (§17.1.1.2, §17.1.2.2) for a response
  * that matched t. */
 static void client_deliver(txn_t *t, const sipmsg_t *resp)
@@ -723,6 +734,7 @@ static void client_deliver(txn_t *t, const sipmsg_t *resp)
 		if (build_ack(t, resp) == 0)
 			tp_send(&t->dest, t->ack, t->ack_len);
 		t->state = ST_COMPLETED;
+		drop_request_bytes(t);
 		client_report(t, resp, code, true);
 		if (t->reliable)
 			terminate(t);
@@ -731,6 +743,7 @@ static void client_deliver(txn_t *t, const sipmsg_t *resp)
 	} else {
 		t->state = ST_COMPLETED;
 		rtx_stop(t);
+		drop_request_bytes(t);
 		client_report(t, resp, code, true);
 		if (t->reliable)
 			terminate(t);
