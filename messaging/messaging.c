@@ -1306,24 +1306,9 @@ void msg_handle_message(txn_t *t, sipmsg_t *req)
 
 /* --- life cycle --------------------------------------------------------- */
 
-static int load_counts(const char *conninfo)
+static int count_rows(void *ctx, PGresult *r)
 {
-	PGconn *c = PQconnectdb(conninfo);
-	if (PQstatus(c) != CONNECTION_OK) {
-		LOGE("messaging", "cannot load mailbox counts: %s", PQerrorMessage(c));
-		PQfinish(c);
-		return -EIO;
-	}
-	char nowbuf[24];
-	snprintf(nowbuf, sizeof nowbuf, "%" PRId64, now_s());
-	const char *params[1] = {nowbuf};
-	PGresult *r = PQexecParams(c, SQL_LOAD, 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		LOGE("messaging", "cannot load mailbox counts: %s", PQerrorMessage(c));
-		PQclear(r);
-		PQfinish(c);
-		return -EIO;
-	}
+	(void)ctx;
 	unsigned long total = 0;
 	for (int i = 0; i < PQntuples(r); i++) {
 		mbox_t *b = box_get(PQgetvalue(r, i, 0));
@@ -1333,9 +1318,15 @@ static int load_counts(const char *conninfo)
 		}
 	}
 	LOGI("messaging", "%lu stored message(s) for %zu user(s)", total, M.boxes.count);
-	PQclear(r);
-	PQfinish(c);
 	return 0;
+}
+
+static int load_counts(const char *conninfo)
+{
+	char nowbuf[24];
+	snprintf(nowbuf, sizeof nowbuf, "%" PRId64, now_s());
+	const char *params[1] = {nowbuf};
+	return db_load_sync(conninfo, "mailbox counts", SQL_LOAD, 1, params, count_rows, NULL);
 }
 
 int msg_init(const msg_options_t *opts)

@@ -1806,6 +1806,13 @@ static void load_rows(PGresult *r)
 	}
 }
 
+static int startup_rows(void *ctx, PGresult *r)
+{
+	(void)ctx;
+	load_rows(r);
+	return 0;
+}
+
 int ev_init(uv_loop_t *loop, const ev_options_t *opts, const char *conninfo)
 {
 	E.loop = loop;
@@ -1830,27 +1837,14 @@ int ev_init(uv_loop_t *loop, const ev_options_t *opts, const char *conninfo)
 	if (err)
 		return err;
 	if (conninfo) {
-		PGconn *c = PQconnectdb(conninfo);
-		if (PQstatus(c) != CONNECTION_OK) {
-			LOGE("event", "cannot load subscriptions: %s", PQerrorMessage(c));
-			PQfinish(c);
-			return -EIO;
-		}
 		char nowbuf[24];
 		snprintf(nowbuf, sizeof nowbuf, "%" PRId64, now_s());
 		/* A node serves the dialogs it created (several nodes may share
 		 * the table). */
 		const char *params[2] = {nowbuf, E.node_name};
-		PGresult *r = PQexecParams(c, SQL_LOAD, 2, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			LOGE("event", "cannot load subscriptions: %s", PQerrorMessage(c));
-			PQclear(r);
-			PQfinish(c);
-			return -EIO;
-		}
-		load_rows(r);
-		PQclear(r);
-		PQfinish(c);
+		err = db_load_sync(conninfo, "subscriptions", SQL_LOAD, 2, params, startup_rows, NULL);
+		if (err)
+			return err;
 		LOGI("event", "loaded %lu subscription(s)", E.nsubs);
 	}
 	uv_prepare_init(loop, &E.prepare);

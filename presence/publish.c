@@ -947,6 +947,13 @@ static void load_rows(PGresult *r)
 	}
 }
 
+static int startup_rows(void *ctx, PGresult *r)
+{
+	(void)ctx;
+	load_rows(r);
+	return 0;
+}
+
 int pub_init(uv_loop_t *loop, const pub_options_t *opts, const char *conninfo)
 {
 	P.loop = loop;
@@ -973,25 +980,12 @@ int pub_init(uv_loop_t *loop, const pub_options_t *opts, const char *conninfo)
 	if (err)
 		return err;
 	if (conninfo) {
-		PGconn *c = PQconnectdb(conninfo);
-		if (PQstatus(c) != CONNECTION_OK) {
-			LOGE("publish", "cannot load publications: %s", PQerrorMessage(c));
-			PQfinish(c);
-			return -EIO;
-		}
 		char nowbuf[24];
 		snprintf(nowbuf, sizeof nowbuf, "%" PRId64, now_s());
 		const char *params[1] = {nowbuf};
-		PGresult *r = PQexecParams(c, SQL_LOAD, 1, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			LOGE("publish", "cannot load publications: %s", PQerrorMessage(c));
-			PQclear(r);
-			PQfinish(c);
-			return -EIO;
-		}
-		load_rows(r);
-		PQclear(r);
-		PQfinish(c);
+		err = db_load_sync(conninfo, "publications", SQL_LOAD, 1, params, startup_rows, NULL);
+		if (err)
+			return err;
 		LOGI("publish", "loaded %lu publication(s)", P.npubs);
 	}
 	uv_prepare_init(loop, &P.prepare);

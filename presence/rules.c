@@ -306,6 +306,15 @@ static void on_notify(void *ctx, const char *channel, const char *payload)
 	}
 }
 
+static int startup_rows(void *ctx, PGresult *r)
+{
+	(void)ctx;
+	load_rows(r);
+	LOGI("rules", "loaded %d rule(s) for %zu presentit%s", PQntuples(r), RU.sets.count,
+	     RU.sets.count == 1 ? "y" : "ies");
+	return 0;
+}
+
 int rules_init(uv_loop_t *loop, const char *conninfo, ev_auth_t default_policy,
 	       rules_changed_cb changed)
 {
@@ -320,24 +329,9 @@ int rules_init(uv_loop_t *loop, const char *conninfo, ev_auth_t default_policy,
 	if (err)
 		return err;
 	if (conninfo) {
-		PGconn *c = PQconnectdb(conninfo);
-		if (PQstatus(c) != CONNECTION_OK) {
-			LOGE("rules", "cannot load rules: %s", PQerrorMessage(c));
-			PQfinish(c);
-			return -EIO;
-		}
-		PGresult *r = PQexec(c, SQL_ALL);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			LOGE("rules", "cannot load rules: %s", PQerrorMessage(c));
-			PQclear(r);
-			PQfinish(c);
-			return -EIO;
-		}
-		load_rows(r);
-		LOGI("rules", "loaded %d rule(s) for %zu presentit%s", PQntuples(r), RU.sets.count,
-		     RU.sets.count == 1 ? "y" : "ies");
-		PQclear(r);
-		PQfinish(c);
+		err = db_load_sync(conninfo, "rules", SQL_ALL, 0, NULL, startup_rows, NULL);
+		if (err)
+			return err;
 	}
 	RU.started = true;
 	return db_listen(RULES_CHANNEL, on_notify, NULL);

@@ -177,28 +177,19 @@ static void on_notify(void *ctx, const char *channel, const char *payload)
 	}
 }
 
-static int load(const char *conninfo)
+static int load_rows(void *ctx, PGresult *r)
 {
-	PGconn *c = PQconnectdb(conninfo);
-	if (PQstatus(c) != CONNECTION_OK) {
-		LOGE("alias", "cannot load aliases: %s", PQerrorMessage(c));
-		PQfinish(c);
-		return -EIO;
-	}
-	PGresult *r = PQexec(c, SQL_LOAD);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		LOGE("alias", "cannot load aliases: %s", PQerrorMessage(c));
-		PQclear(r);
-		PQfinish(c);
-		return -EIO;
-	}
+	(void)ctx;
 	int err = 0;
 	for (int i = 0; i < PQntuples(r) && !err; i++)
 		err = alias_set(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
 	LOGI("alias", "%zu alias(es) loaded", alias_count());
-	PQclear(r);
-	PQfinish(c);
 	return err;
+}
+
+static int load(const char *conninfo)
+{
+	return db_load_sync(conninfo, "aliases", SQL_LOAD, 0, NULL, load_rows, NULL);
 }
 
 int alias_init(const char *conninfo)

@@ -218,29 +218,20 @@ static void on_notify(void *ctx, const char *channel, const char *payload)
 	free(user); /* db_exec copies its parameters */
 }
 
-static int load(const char *conninfo)
+static int load_rows(void *ctx, PGresult *r)
 {
-	PGconn *c = PQconnectdb(conninfo);
-	if (PQstatus(c) != CONNECTION_OK) {
-		LOGE("directory", "cannot load users: %s", PQerrorMessage(c));
-		PQfinish(c);
-		return -EIO;
-	}
-	PGresult *r = PQexec(c, SQL_LOAD);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		LOGE("directory", "cannot load users: %s", PQerrorMessage(c));
-		PQclear(r);
-		PQfinish(c);
-		return -EIO;
-	}
+	(void)ctx;
 	int err = 0;
 	for (int i = 0; i < PQntuples(r) && !err; i++)
 		err = dir_set(PQgetvalue(r, i, 0), PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1),
 			      PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2));
 	LOGI("directory", "%lu user(s) loaded", dir_count());
-	PQclear(r);
-	PQfinish(c);
 	return err;
+}
+
+static int load(const char *conninfo)
+{
+	return db_load_sync(conninfo, "users", SQL_LOAD, 0, NULL, load_rows, NULL);
 }
 
 int dir_init(const char *conninfo)

@@ -773,6 +773,13 @@ static void tick(uv_timer_t *h)
 
 /* --- init --------------------------------------------------------------- */
 
+static int startup_rows(void *ctx, PGresult *r)
+{
+	(void)ctx;
+	load_rows(r);
+	return 0;
+}
+
 int loc_init(uv_loop_t *loop, const loc_options_t *opts, const char *conninfo)
 {
 	memset(&L, 0, sizeof L);
@@ -794,25 +801,12 @@ int loc_init(uv_loop_t *loop, const loc_options_t *opts, const char *conninfo)
 		return err;
 
 	/* Start-up only: a synchronous read before the loop serves anyone. */
-	PGconn *c = PQconnectdb(conninfo);
-	if (PQstatus(c) != CONNECTION_OK) {
-		LOGE("location", "cannot load bindings: %s", PQerrorMessage(c));
-		PQfinish(c);
-		return -EIO;
-	}
 	char nowbuf[24];
 	snprintf(nowbuf, sizeof nowbuf, "%" PRId64, now_s());
 	const char *params[1] = {nowbuf};
-	PGresult *r = PQexecParams(c, SQL_LOAD_ALL, 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		LOGE("location", "cannot load bindings: %s", PQerrorMessage(c));
-		PQclear(r);
-		PQfinish(c);
-		return -EIO;
-	}
-	load_rows(r);
-	PQclear(r);
-	PQfinish(c);
+	err = db_load_sync(conninfo, "bindings", SQL_LOAD_ALL, 1, params, startup_rows, NULL);
+	if (err)
+		return err;
 	LOGI("location", "loaded %lu binding(s) of %zu address-of-record(s)", L.nbindings, L.aors.count);
 
 	uv_prepare_init(loop, &L.flush);
