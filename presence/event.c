@@ -1534,30 +1534,6 @@ static void auth_done(void *arg, authn_result_t result, const char *user)
 }
 
 /* Whether some type of pkg is acceptable per the Accept headers. */
-/* Whether a comma-separated option-tag header (Supported, Require) of req
- * names tag. */
-static bool has_option_tag(const sipmsg_t *req, const char *name, const char *compact,
-			   const char *tag)
-{
-	size_t tl = strlen(tag);
-	for (int i = 0; i < 32; i++) {
-		const char *v = sipmsg_header_nth(req, name, compact, i);
-		if (!v)
-			break;
-		for (const char *p = v; *p;) {
-			while (*p == ' ' || *p == '\t' || *p == ',')
-				p++;
-			const char *e = p;
-			while (*e && *e != ',' && *e != ' ' && *e != '\t')
-				e++;
-			if ((size_t)(e - p) == tl && strncasecmp(p, tag, tl) == 0)
-				return true;
-			p = e;
-		}
-	}
-	return false;
-}
-
 static bool accept_ok(const sipmsg_t *req, const ev_package_t *pkg)
 {
 	int n = osip_list_size(&req->m->accepts);
@@ -1622,7 +1598,7 @@ void ev_handle_subscribe(txn_t *t, sipmsg_t *req)
 		    sip_uri_aor(req->m->req_uri, target, sizeof target) == 0)
 			lp = E.list_resolver(pkg, target);
 		if (lp) {
-			if (!has_option_tag(req, "supported", "k", "eventlist")) {
+			if (!sipmsg_has_option_tag(req, "supported", "k", "eventlist")) {
 				/* RFC 4662 §4.1 */
 				txn_reply(t, 421, "Extension Required - eventlist",
 					  "Require: eventlist\r\n", NULL, NULL, 0);

@@ -90,24 +90,6 @@ static void committed(void *arg, int err)
 	ctx_free(c);
 }
 
-static bool supported_has(const sipmsg_t *req, const char *opt)
-{
-	for (int i = 0;; i++) {
-		const char *v = sipmsg_header_nth(req, "supported", "k", i);
-		if (!v)
-			return false;
-		const char *p = v;
-		size_t n = strlen(opt);
-		while ((p = strcasestr(p, opt)) != NULL) {
-			bool start_ok = p == v || p[-1] == ',' || p[-1] == ' ' || p[-1] == '\t';
-			bool end_ok = p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t';
-			if (start_ok && end_ok)
-				return true;
-			p += n;
-		}
-	}
-}
-
 /* Joins every Path header value (RFC 3327 §5.3: stored in order). */
 static char *join_path(const sipmsg_t *req)
 {
@@ -228,7 +210,7 @@ static void process(reg_ctx_t *c, const char *auth_user)
 	const loc_aor_t *existing = loc_find(c->aor);
 	int ncontacts = osip_list_size(&m->contacts);
 	c->path = join_path(req);
-	c->echo_path = c->path && supported_has(req, "path");
+	c->echo_path = c->path && sipmsg_has_option_tag(req, "supported", "k", "path");
 
 	if (ncontacts <= 0) {
 		/* A query: list the bindings, change nothing (§10.3 step 6). */

@@ -955,6 +955,37 @@ int sip_uri_aor(const osip_uri_t *uri, char *out, size_t outlen)
 	return 0;
 }
 
+/* The next option tag of a comma-separated list at *p (its length in
+ * *n), advancing *p; NULL at the end. */
+static const char *next_option_tag(const char **p, size_t *n)
+{
+	const char *s = *p;
+	while (*s == ' ' || *s == '\t' || *s == ',')
+		s++;
+	const char *start = s;
+	while (*s && *s != ',' && *s != ' ' && *s != '\t')
+		s++;
+	*p = s;
+	*n = (size_t)(s - start);
+	return *n ? start : NULL;
+}
+
+bool sipmsg_has_option_tag(const sipmsg_t *msg, const char *name, const char *compact,
+			   const char *tag)
+{
+	size_t tl = strlen(tag);
+	for (int i = 0;; i++) {
+		const char *v = sipmsg_header_nth(msg, name, compact, i);
+		if (!v)
+			return false;
+		const char *p = v, *start;
+		size_t n;
+		while ((start = next_option_tag(&p, &n)) != NULL)
+			if (n == tl && strncasecmp(start, tag, tl) == 0)
+				return true;
+	}
+}
+
 bool sipmsg_require_ok(const sipmsg_t *msg, const char *const *supported,
 		       char *unsupported, size_t len)
 {
@@ -965,16 +996,9 @@ bool sipmsg_require_ok(const sipmsg_t *msg, const char *const *supported,
 		const char *v = sipmsg_header_nth(msg, "require", NULL, i);
 		if (!v)
 			break;
-		const char *p = v;
-		while (*p) {
-			while (*p == ' ' || *p == '\t' || *p == ',')
-				p++;
-			const char *start = p;
-			while (*p && *p != ',' && *p != ' ' && *p != '\t')
-				p++;
-			size_t n = (size_t)(p - start);
-			if (!n)
-				continue;
+		const char *p = v, *start;
+		size_t n;
+		while ((start = next_option_tag(&p, &n)) != NULL) {
 			bool known = false;
 			for (const char *const *s = supported; *s; s++) {
 				if (strlen(*s) == n && strncasecmp(*s, start, n) == 0)

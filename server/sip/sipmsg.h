@@ -121,6 +121,11 @@ int sip_uri_aor(const osip_uri_t *uri, char *out, size_t outlen);
 bool sipmsg_require_ok(const sipmsg_t *msg, const char *const *supported,
 		       char *unsupported, size_t len);
 
+/* Whether an option-tag header (Supported "k", Require, ...; every
+ * instance, comma-separated) names tag, case-insensitively. */
+bool sipmsg_has_option_tag(const sipmsg_t *msg, const char *name, const char *compact,
+			   const char *tag);
+
 /* The fields that match a response to its client transaction (RFC 3261
  * §17.1.3) and tell its outcome, found by one bounded scan of the raw
  * bytes instead of a full parse.  Pointers borrow data. */

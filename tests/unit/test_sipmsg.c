@@ -86,6 +86,10 @@ static void test_parse_register(void **state)
 	char uns[64];
 	assert_false(sipmsg_require_ok(m, sup, uns, sizeof uns));
 	assert_string_equal(uns, "foo");
+	assert_true(sipmsg_has_option_tag(m, "require", NULL, "PATH"));
+	assert_true(sipmsg_has_option_tag(m, "require", NULL, "foo"));
+	assert_false(sipmsg_has_option_tag(m, "require", NULL, "pat"));
+	assert_false(sipmsg_has_option_tag(m, "supported", "k", "path"));
 	sipmsg_free(m);
 }
 
