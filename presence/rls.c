@@ -80,7 +80,6 @@ static struct {
 
 static const char *const TYPES[] = {"multipart/related", "application/rlmi+xml",
 				    "application/pidf+xml", NULL};
-static const ev_package_t *presence_pkg(void) { return &pkg_presence; }
 
 /* --- keys ---------------------------------------------------------------------- */
 
@@ -449,26 +448,22 @@ static void lsub_clear(lsub_t *l)
 	l->ndirty = 0;
 }
 
-typedef struct mark_ctx {
-	const char *resource;
-} mark_ctx_t;
-
 static void mark_sub(ev_sub_t *sub, void *arg)
 {
-	mark_ctx_t *c = arg;
+	const char *resource = arg;
 	if (ev_sub_package(sub) != &pkg_rls_presence || ev_sub_state(sub) != EV_STATE_ACTIVE)
 		return;
 	lsub_t *l = lsub_of(sub);
 	if (!l)
 		return;
-	lsub_mark(l, c->resource);
+	lsub_mark(l, resource);
 	ev_sub_schedule(sub);
 }
 
 static void on_resource_change(void *arg, const ev_package_t *pkg, const char *resource)
 {
 	(void)arg;
-	if (pkg && pkg != presence_pkg())
+	if (pkg && pkg != &pkg_presence)
 		return;
 	member_t *m = member_find(resource);
 	if (!m)
@@ -477,7 +472,6 @@ static void on_resource_change(void *arg, const ev_package_t *pkg, const char *r
 	 * presence package calls ev_resource_changed again then). */
 	if (pkg && pkg->hold_notify && pkg->hold_notify(resource))
 		return;
-	mark_ctx_t c = { resource };
 	/* Copy: ev_foreach callbacks do not change the membership, but be
 	 * safe against a rebuild from an observer. */
 	size_t n = m->n;
@@ -486,7 +480,7 @@ static void on_resource_change(void *arg, const ev_package_t *pkg, const char *r
 		return;
 	memcpy(v, m->v, n * sizeof *v);
 	for (size_t i = 0; i < n; i++)
-		ev_foreach(pkg_rls_presence.name, v[i]->uri, mark_sub, &c);
+		ev_foreach(pkg_rls_presence.name, v[i]->uri, mark_sub, (void *)resource);
 	free(v);
 }
 
@@ -497,24 +491,24 @@ static void instance_id(const char *resource, char out[12])
 	snprintf(out, 12, "r%08x", (unsigned)(hash_str(resource) & 0xffffffffu));
 }
 
-static int part_for(const svc_t *s, const rl_entry_t *e, rls_part_t *p, buf_t *doc)
+static void part_for(const svc_t *s, const rl_entry_t *e, rls_part_t *p, buf_t *doc)
 {
 	memset(p, 0, sizeof *p);
 	p->uri = e->uri;
 	p->name = e->name;
 	if (strncmp(e->uri, "sip:", 4) != 0 || !RL.is_local_domain(host_of(e->uri))) {
 		p->state = "pending"; /* not followed: see the header comment */
-		return 0;
+		return;
 	}
 	ev_auth_t a = strcmp(s->watcher, e->uri) == 0 ? EV_AUTH_ALLOW : rules_eval(e->uri, s->watcher);
 	switch (a) {
 	case EV_AUTH_PENDING:
 		p->state = "pending";
-		return 0;
+		return;
 	case EV_AUTH_BLOCK:
 		p->state = "terminated";
 		p->reason = "rejected";
-		return 0;
+		return;
 	default:
 		break;
 	}
@@ -524,13 +518,12 @@ static int part_for(const svc_t *s, const rl_entry_t *e, rls_part_t *p, buf_t *d
 		doc->len = before;
 		doc->err = 0;
 		p->state = "pending";
-		return 0;
+		return;
 	}
 	p->state = "active";
 	p->body_off = before;
 	p->body_len = doc->len - before;
 	p->body_type = "application/pidf+xml";
-	return 0;
 }
 
 static int body_for(ev_sub_t *sub, buf_t *out, const char **ctype)
@@ -563,8 +556,7 @@ static int body_for(ev_sub_t *sub, buf_t *out, const char **ctype)
 	for (size_t i = 0; i < np; i++)
 		if (parts[i].body_len)
 			parts[i].body = docs.data + parts[i].body_off;
-	char boundary[40], cid[64];
-	int err = 0;
+	char boundary[40];
 	for (int attempt = 0; attempt < 4; attempt++) {
 		char tok[20];
 		sip_random_token(tok, sizeof tok);
@@ -574,8 +566,8 @@ static int body_for(ev_sub_t *sub, buf_t *out, const char **ctype)
 		if (!docs.len || !memmem(docs.data, docs.len, boundary, strlen(boundary)))
 			break;
 	}
-	snprintf(cid, sizeof cid, "%s", ev_sub_id(sub));
-	err = rls_format(s->uri, s->name, ev_sub_cseq(sub), full, parts, np, boundary, cid, out);
+	const char *cid = ev_sub_id(sub);
+	int err = rls_format(s->uri, s->name, ev_sub_cseq(sub), full, parts, np, boundary, cid, out);
 	if (!err) {
 		snprintf(ct, sizeof ct,
 			 "multipart/related;type=\"application/rlmi+xml\";start=\"<%s.%u@rlmi>\";"
@@ -676,7 +668,7 @@ const ev_package_t pkg_rls_presence = {
 
 static const ev_package_t *resolver(const ev_package_t *pkg, const char *resource)
 {
-	if (pkg != presence_pkg())
+	if (pkg != &pkg_presence)
 		return NULL;
 	return svc_find(resource) ? &pkg_rls_presence : NULL;
 }

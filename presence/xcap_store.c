@@ -173,8 +173,6 @@ const xstore_doc_t *xstore_get(const char *auid, const char *owner, const char *
 
 typedef struct foreach_ctx {
 	const char *auid, *owner;
-	void (*fn)(const xstore_doc_t *doc, void *arg);
-	void *arg;
 	const xstore_doc_t **hits;
 	size_t n, cap;
 } foreach_ctx_t;
@@ -202,7 +200,7 @@ void xstore_foreach(const char *auid, const char *owner,
 	if (!XS.started || !auid)
 		return;
 	/* Collected first, so fn may start writes (which add nodes). */
-	foreach_ctx_t c = { .auid = auid, .owner = owner, .fn = fn, .arg = arg };
+	foreach_ctx_t c = { .auid = auid, .owner = owner };
 	htable_foreach(&XS.docs, foreach_collect, &c);
 	for (size_t i = 0; i < c.n; i++)
 		fn(c.hits[i], arg);
